@@ -9,6 +9,7 @@ from torch import nn
 from .._core.errors import ConfigError
 from .._core.validation import check_int
 from .base import Energy
+from .registry import ENERGIES
 
 _ACTIVATIONS = {
     "softplus": nn.Softplus,
@@ -32,6 +33,7 @@ def make_activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
+@ENERGIES.register("mlp")
 class MLPEnergy(Energy):
     """U(x) = MLP(x), a fully connected network ``dim -> hidden... -> 1``.
 

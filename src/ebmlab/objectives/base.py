@@ -2,8 +2,12 @@
 
 An objective is a plain callable::
 
-    out = objective(energy, batch)     # LossOutput(loss, stats)
+    out = objective(energy, batch, generator=g)     # LossOutput(loss, stats)
     out.loss.backward()
+
+Objectives that draw random numbers (noise, negatives, projections) draw them from ``generator``
+(a ``torch.Generator``; ``None`` uses torch's default generator); :func:`ebmlab.fit` passes its
+seeded generator, so training is reproducible.
 
 Hyper-parameters go in the constructor; state only where the method needs it (the PCD replay
 buffer, NCE's log-normaliser, MCMC-MLE's reference samples).  No optimizer lives inside an
@@ -38,7 +42,7 @@ class Objective:
     #: True if the objective needs a sampler (CD/PCD/short-run MLE/MCMC-MLE).
     needs_sampler: bool = False
 
-    def __call__(self, energy, batch: torch.Tensor) -> LossOutput:  # pragma: no cover - abstract
+    def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> LossOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def parameters(self) -> Iterator[torch.nn.Parameter]:

@@ -1,0 +1,196 @@
+"""Run directories: what ``ebmlab train | sample | evaluate`` do, as functions.
+
+A run directory holds ``config.yaml`` (the resolved configuration), ``checkpoint.safetensors`` (training state,
+written atomically, for ``--resume``), ``model.safetensors`` (final weights + configuration), ``log.csv`` (loss and
+statistics per iteration), ``metrics.json``, ``samples.png``, ``energy.png`` (2-D data) and ``loss.png``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import yaml
+
+from ._core.errors import ConfigError, DataError
+from ._core.random import as_generator
+from .estimator import MODEL_FILE, EnergyModel
+
+_MODEL_KEYS = ("energy", "energy_params", "objective", "objective_params", "sampler", "sampler_params", "steps",
+               "batch_size", "lr", "optimizer", "weight_decay", "grad_clip", "ema", "sample_steps", "seed", "device")
+
+
+def _data_splits(cfg: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """(train, test, reference) tensors; ``reference`` is an independent draw of the data of the test set's size,
+    for the data-vs-data floor of the two-sample metrics."""
+    from .data import load_data, toy, toy_names
+
+    spec, seed = cfg["data"], int(cfg["seed"])
+    if not isinstance(spec, str):
+        raise ConfigError(f"data must be a toy data set name or a file path, got {spec!r}")
+    if spec in toy_names():
+        n_train, n_test = int(cfg["n_train"]), int(cfg["n_test"])
+        if n_train < 2 or n_test < 2:
+            raise ConfigError(f"n_train and n_test must be >= 2, got {n_train} and {n_test}")
+        return toy(spec, n_train, seed=seed), toy(spec, n_test, seed=seed + 1), toy(spec, n_test, seed=seed + 2), spec
+    path = Path(spec)
+    if not path.suffix:
+        raise ConfigError(f"unknown data set {spec!r}; built-in data sets are: {', '.join(toy_names())}; "
+                          f"or pass a .npy, .csv or .pt file")
+    x = load_data(path)
+    if x.shape[0] < 10:
+        raise DataError(f"{path} has {x.shape[0]} rows; at least 10 are needed to hold out a test set")
+    g = as_generator(seed)
+    perm = torch.randperm(x.shape[0], generator=g)
+    n_hold = max(4, x.shape[0] // 5)
+    hold = x[perm[:n_hold]]
+    half = n_hold // 2
+    return x[perm[n_hold:]], hold[:half], hold[half:2 * half], path.stem
+
+
+def _bounds(x: torch.Tensor, name: str):
+    from .data import toy_bounds, toy_names
+
+    if name in toy_names():
+        return toy_bounds(name)
+    lo, hi = x.min(0).values, x.max(0).values
+    m = 0.1 * (hi - lo)
+    return ((float(lo[0] - m[0]), float(hi[0] + m[0])), (float(lo[1] - m[1]), float(hi[1] + m[1])))
+
+
+def _unique_run_dir(name: str) -> Path:
+    base = Path("runs") / name
+    if not base.exists():
+        return base
+    k = 2
+    while (Path("runs") / f"{name}-{k}").exists():
+        k += 1
+    return Path("runs") / f"{name}-{k}"
+
+
+def _model_from_config(cfg: Dict[str, Any]) -> EnergyModel:
+    return EnergyModel(**{k: cfg[k] for k in _MODEL_KEYS})
+
+
+def evaluate_model(model: EnergyModel, test: torch.Tensor, reference: torch.Tensor, cfg: Dict[str, Any],
+                   data_name: str, seed: int = 1) -> Tuple[Dict[str, Any], torch.Tensor]:
+    """Sample the model and compare with held-out data; returns (metrics, samples)."""
+    from . import metrics as M
+    from .data import toy_density, toy_names
+
+    n = int(cfg.get("n_samples") or test.shape[0])
+    n = min(n, test.shape[0])
+    t0 = time.perf_counter()
+    samples = model.sample(n, seed=seed).cpu()
+    sample_time = time.perf_counter() - t0
+    test_n, ref_n = test[:n].to(samples), reference[:n].to(samples)
+    out: Dict[str, Any] = {
+        "sinkhorn": M.sinkhorn(samples, test_n),
+        "sinkhorn_data": M.sinkhorn(ref_n, test_n),
+        "mmd": M.mmd(samples, test_n),
+        "mmd_data": M.mmd(ref_n, test_n),
+        "energy_distance": M.energy_distance(samples, test_n),
+        "energy_distance_data": M.energy_distance(ref_n, test_n),
+        "n_samples": n,
+        "sample_steps": int(model.sample_steps),
+        "sample_seconds": sample_time,
+    }
+    info = getattr(model, "last_sample_info_", None)
+    if info is not None and hasattr(info, "acceptance_rate"):
+        out["sample_acceptance"] = float(info.acceptance_rate) if not torch.is_tensor(info.acceptance_rate) else float(info.acceptance_rate.mean())
+    finite = bool(torch.isfinite(samples).all())
+    out["samples_finite"] = finite
+    if model.n_features_in_ == 2 and not model.discrete_:
+        bounds = _bounds(torch.cat([test, reference]), data_name)
+        res = int(cfg.get("resolution", 200))
+        out["grid_nll"] = M.grid_nll(model.energy_, test.to(next(model.energy_.parameters())), bounds=bounds, resolution=res)
+        if data_name in toy_names():
+            try:
+                true = toy_density(data_name)
+            except ConfigError:
+                true = None
+            if true is not None:
+                out["nll_true_density"] = float(-true.log_prob(test.double().cpu()).mean()) if hasattr(true, "log_prob") else None
+    if model.discrete_ and model.n_features_in_ <= 20:
+        out["nll"] = float(-model.log_prob(test).mean())
+    return out, samples
+
+
+def _write_plots(model: EnergyModel, test: torch.Tensor, samples: torch.Tensor, run_dir: Path, data_name: str,
+                 cfg: Dict[str, Any], history) -> None:
+    from .report.plots import plot_energy, plot_loss, plot_samples
+
+    if history is not None and history.steps:
+        plot_loss(history.steps, history.loss, run_dir / "loss.png", title=f"{cfg['objective']} loss")
+    if model.n_features_in_ != 2 or model.discrete_:
+        return
+    bounds = _bounds(test, data_name)
+    title = f"{data_name}: {cfg['objective']} / {cfg['energy']}, {cfg['steps']} iterations"
+    plot_samples(test, samples, run_dir / "samples.png", bounds, title=title)
+    plot_energy(model.energy_, test, run_dir / "energy.png", bounds, resolution=int(cfg.get("resolution", 200)), title=title)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def train_run(cfg: Dict[str, Any], out: Optional[Path] = None, resume: bool = False) -> Tuple[Path, Dict[str, Any]]:
+    """Train the model described by ``cfg`` (see ``ebmlab.cli.DEFAULTS``) and write its run directory."""
+    train, test, reference, data_name = _data_splits(cfg)
+    name = cfg.get("name") or f"{data_name}-{cfg['objective']}"
+    if out is None:
+        run_dir = _unique_run_dir(str(name))
+    else:
+        run_dir = Path(out)
+        if not resume and (run_dir / "checkpoint.safetensors").exists():
+            raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = _model_from_config(cfg)
+    _atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**cfg, "data": cfg["data"]}, sort_keys=False))
+    model.fit(train, checkpoint_dir=run_dir, checkpoint_every=cfg.get("checkpoint_every"), resume=resume,
+              log_csv=run_dir / "log.csv", progress=bool(cfg.get("progress", True)))
+    model.save(run_dir)
+    metrics, samples = evaluate_model(model, test, reference, cfg, data_name)
+    metrics["train_seconds"] = model.history_.wall_time_total
+    metrics["steps"] = int(cfg["steps"])
+    _atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    _write_plots(model, test, samples, run_dir, data_name, cfg, model.history_)
+    return run_dir, metrics
+
+
+def _load_run(run) -> Tuple[Path, Dict[str, Any], EnergyModel]:
+    run_dir = Path(run)
+    if not run_dir.is_dir():
+        raise DataError(f"run directory {run_dir} does not exist")
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.exists():
+        raise DataError(f"{run_dir} is not a run directory: {cfg_path.name} is missing")
+    cfg = yaml.safe_load(cfg_path.read_text())
+    if not (run_dir / MODEL_FILE).exists():
+        raise DataError(f"{run_dir} has no trained model ({MODEL_FILE}); finish it with `ebmlab train --out {run_dir} --resume`")
+    return run_dir, cfg, EnergyModel.load(run_dir)
+
+
+def sample_run(run, n: int, out, seed: int = 0, steps: Optional[int] = None) -> Path:
+    from .data import save_samples
+
+    _, _, model = _load_run(run)
+    x = model.sample(n, seed=seed, steps=steps).cpu()
+    return save_samples(out, x)
+
+
+def evaluate_run(run, n_samples: Optional[int] = None, seed: int = 1) -> Dict[str, Any]:
+    run_dir, cfg, model = _load_run(run)
+    if n_samples is not None:
+        cfg["n_samples"] = n_samples
+    _, test, reference, data_name = _data_splits(cfg)
+    metrics, samples = evaluate_model(model, test, reference, cfg, data_name, seed=seed)
+    _atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    _write_plots(model, test, samples, run_dir, data_name, cfg, None)
+    return metrics
