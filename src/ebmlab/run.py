@@ -182,7 +182,8 @@ def sample_run(run, n: int, out, seed: int = 0, steps: Optional[int] = None) -> 
 
     _, _, model = _load_run(run)
     x = model.sample(n, seed=seed, steps=steps).cpu()
-    return save_samples(out, x)
+    save_samples(out, x)
+    return Path(out)
 
 
 def evaluate_run(run, n_samples: Optional[int] = None, seed: int = 1) -> Dict[str, Any]:
