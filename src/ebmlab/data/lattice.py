@@ -1,0 +1,109 @@
+"""Data sets of lattice Ising configurations drawn with a correct (exact-kernel) MCMC sampler.
+
+The discrete-EBM literature (Grathwohl et al. 2021) learns the couplings of a periodic lattice
+Ising model from samples of a long Gibbs run.  Here samples come from kernels that leave the
+Ising law exactly invariant:
+
+- :class:`~ebmlab.samplers.CheckerboardGibbs` with a proper colouring (3 colours on odd
+  periodic sides: the common 2-colour checkerboard is wrong there, see
+  :mod:`ebmlab.samplers.lattice_colouring`);
+- followed, for ferromagnetic couplings, by one :class:`~ebmlab.samplers.SwendsenWang` update
+  (exact for any field), which removes critical slowing down near coupling 0.4407.
+
+``chains`` independent chains are run in parallel from uniform random states; after
+``burn_in`` sweeps each chain contributes one sample every ``sweeps`` sweeps (one "sweep" = one
+checkerboard sweep plus, with the cluster update, one Swendsen–Wang step).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from .._core.errors import ConfigError
+from .._core.random import as_generator
+from .._core.validation import check_choice, check_int
+from ..energies.ising import IsingLattice
+from ..samplers.cluster import SwendsenWang
+from ..samplers.gibbs import CheckerboardGibbs
+
+__all__ = ["ising_dataset"]
+
+
+def ising_dataset(
+    side: int,
+    coupling: float,
+    n: int,
+    *,
+    field: float = 0.0,
+    periodic: bool = True,
+    sweeps: int = 10,
+    burn_in: int = 500,
+    chains: Optional[int] = None,
+    method: str = "auto",
+    seed: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    r"""Draw ``n`` configurations of the ``side x side`` Ising model
+    p(s) ∝ exp(coupling sum_<ij> s_i s_j + field sum_i s_i) (:class:`~ebmlab.energies.IsingLattice`).
+
+    Parameters
+    ----------
+    side, coupling, field, periodic
+        The model, as in :class:`~ebmlab.energies.IsingLattice`.
+    n : int
+        Number of samples.
+    sweeps : int
+        Sweeps between two kept samples of the same chain (thinning).
+    burn_in : int
+        Sweeps discarded at the start of every chain.
+    chains : int, optional
+        Parallel chains (default ``min(n, 100)``); each keeps ceil(n / chains) samples and the
+        first ``n`` rows (chain-major within each kept sweep) are returned.
+    method : {"auto", "checkerboard", "checkerboard+sw"}
+        ``"auto"`` uses ``"checkerboard+sw"`` when coupling >= 0 (Swendsen–Wang needs a
+        ferromagnet) and ``"checkerboard"`` otherwise.
+    seed, generator
+        Randomness: a ``torch.Generator`` or an int seed (one of them; the generator wins).
+    dtype
+        Float dtype of the returned {0,1} tensor.
+
+    Returns
+    -------
+    Tensor [n, side^2]
+        {0,1} states (s = 2x - 1), row-major flattened lattices.
+    """
+    n = check_int("n", n, minimum=1)
+    sweeps = check_int("sweeps", sweeps, minimum=1)
+    burn_in = check_int("burn_in", burn_in, minimum=0)
+    chains = min(n, 100) if chains is None else check_int("chains", chains, minimum=1)
+    method = check_choice("method", method, ["auto", "checkerboard", "checkerboard+sw"])
+    energy = IsingLattice(side, coupling, field=field, periodic=periodic)
+    if method == "auto":
+        method = "checkerboard+sw" if float(coupling) >= 0 else "checkerboard"
+    if method == "checkerboard+sw" and float(coupling) < 0:
+        raise ConfigError(f"method 'checkerboard+sw' needs coupling >= 0, got {coupling}; use 'checkerboard'")
+    g = generator if generator is not None else as_generator(seed)
+
+    gibbs = CheckerboardGibbs()
+    cluster = SwendsenWang() if method == "checkerboard+sw" else None
+    x0 = (torch.rand(chains, energy.n_sites, generator=g) < 0.5).to(dtype)
+    state = gibbs.init(energy, x0)
+
+    def sweep(st):
+        st, _ = gibbs.step(energy, st, generator=g)
+        if cluster is not None:
+            cst, _ = cluster.step(energy, st, generator=g)
+            st = st.replace(x=cst.x, energy=cst.energy)
+        return st
+
+    for _ in range(burn_in):
+        state = sweep(state)
+    kept = []
+    for _ in range(math.ceil(n / chains)):
+        for _ in range(sweeps):
+            state = sweep(state)
+        kept.append(state.x)
+    return torch.cat(kept, dim=0)[:n].contiguous()
