@@ -1,0 +1,183 @@
+"""The sampler contract (samplers/base.py), checked for every registered continuous sampler."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from ebmlab import ConfigError, DataError
+from ebmlab.energies import Energy
+from ebmlab.samplers import SAMPLERS, Sampler, available, build, sample
+
+CONTINUOUS = ["rwm", "ula", "mala", "hmc", "kinetic_langevin", "underdamped"]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+class Quadratic(Energy):
+    """U(x) = ½ |x|² summed over every event dimension (works for any event shape)."""
+
+    def forward(self, x):
+        return 0.5 * x.pow(2).reshape(x.shape[0], -1).sum(-1)
+
+
+def test_continuous_samplers_are_registered():
+    assert set(CONTINUOUS) <= set(available())
+    for name in CONTINUOUS:
+        assert isinstance(build(name), Sampler)
+    assert SAMPLERS.get("underdamped") is SAMPLERS.get("kinetic_langevin")
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+@pytest.mark.parametrize("event_shape", [(2,), (2, 3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("device", DEVICES)
+def test_shapes_dtype_device(name, event_shape, dtype, device):
+    x0 = torch.randn((5,) + event_shape, generator=torch.Generator().manual_seed(0), dtype=dtype).to(device)
+    gen = torch.Generator(device=device).manual_seed(1)
+    x, info = sample(Quadratic(), build(name), x0, steps=7, burn_in=3, thin=3, generator=gen)
+    assert x.shape == (math.ceil(7 / 3), 5) + event_shape
+    assert x.dtype == dtype and x.device.type == device
+    assert info.acceptance_per_chain.shape == (5,)
+    assert 0.0 <= info.acceptance_rate <= 1.0
+    assert torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+def test_same_seed_same_output_and_different_seed_differs(name):
+    x0 = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(0))
+    x0_copy = x0.clone()
+    a, _ = sample(Quadratic(), build(name), x0, steps=5, burn_in=5, generator=torch.Generator().manual_seed(42))
+    b, _ = sample(Quadratic(), build(name), x0, steps=5, burn_in=5, generator=42)  # int seed works too
+    c, _ = sample(Quadratic(), build(name), x0, steps=5, burn_in=5, generator=43)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert torch.equal(x0, x0_copy)  # the driver never modifies x0
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+def test_step_is_pure(name):
+    energy = Quadratic()
+    sampler = build(name)
+    x0 = torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x0_copy = x0.clone()
+    state = sampler.init(energy, x0)
+    snapshot = {k: v.clone() for k, v in vars(state).items() if isinstance(v, torch.Tensor)}
+    extra = {k: v.clone() for k, v in state.extra.items() if isinstance(v, torch.Tensor)}
+    g = torch.Generator().manual_seed(3)
+    new = state
+    for _ in range(5):
+        new, info = sampler.step(energy, new, generator=g)
+        assert info.acceptance_rate.shape == (8,) and info.accepted.dtype == torch.bool
+        assert bool(((info.acceptance_rate >= 0) & (info.acceptance_rate <= 1)).all())
+        assert info.divergent.shape == (8,) and info.n_grad_evals >= 1
+    assert torch.equal(x0, x0_copy)
+    for k, v in snapshot.items():
+        assert torch.equal(getattr(state, k), v), k
+    for k, v in extra.items():
+        assert torch.equal(state.extra[k], v), k
+    assert not torch.equal(new.x, state.x)
+    # the cached energy (and gradient) agree with a fresh evaluation at the new point
+    u, grad = energy.energy_and_grad(new.x)
+    torch.testing.assert_close(new.energy, u)
+    if new.grad is not None:
+        torch.testing.assert_close(new.grad, grad)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ConfigError) as err:
+        build("langevin_dance")
+    for name in ("mala", "hmc", "ula", "rwm", "kinetic_langevin"):
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+@pytest.mark.parametrize("bad", [0.0, -0.1, float("nan"), float("inf"), "big", None])
+def test_bad_step_size_raises(name, bad):
+    with pytest.raises(ConfigError, match="step_size"):
+        build(name, step_size=bad)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, match",
+    [
+        ("hmc", {"n_leapfrog": 0}, "n_leapfrog"),
+        ("hmc", {"n_leapfrog": 2.5}, "n_leapfrog"),
+        ("hmc", {"mass": -1.0}, "mass"),
+        ("hmc", {"mass": torch.tensor([1.0, 0.0])}, "mass"),
+        ("mala", {"target_accept": 1.0}, "target_accept"),
+        ("kinetic_langevin", {"friction": 0.0}, "friction"),
+        ("ula", {"stepsize": 0.1}, "stepsize"),
+    ],
+)
+def test_bad_hyper_parameters_raise(name, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        build(name, **kwargs)
+
+
+def test_mass_shape_mismatch_raises():
+    with pytest.raises(ConfigError, match="mass"):
+        build("hmc", mass=torch.ones(5)).init(Quadratic(), torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"steps": 0}, "steps"), ({"steps": 5, "thin": 0}, "thin"), ({"steps": 5, "burn_in": -1}, "burn_in"),
+     ({"steps": 5, "adapt": True}, "burn_in"), ({"steps": 5, "adapt": "yes"}, "adapt")],
+)
+def test_driver_validates(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        sample(Quadratic(), build("mala"), torch.zeros(3, 2), **kwargs)
+
+
+def test_driver_rejects_bad_inputs():
+    with pytest.raises(ConfigError, match="adapt"):
+        sample(Quadratic(), build("ula"), torch.zeros(3, 2), steps=3, burn_in=3, adapt=True)
+    with pytest.raises(DataError, match="x0"):
+        sample(Quadratic(), build("ula"), torch.zeros(3, 2, dtype=torch.int64), steps=3)
+    with pytest.raises(DataError, match="x0"):
+        sample(Quadratic(), build("ula"), torch.tensor([[float("nan"), 0.0]]), steps=3)
+    with pytest.raises(DataError, match="Tensor\\[batch\\]"):
+        sample(lambda_energy(lambda x: x.sum(-1, keepdim=True)), build("mala"), torch.zeros(3, 2), steps=3)
+    with pytest.raises(ConfigError, match="sampler"):
+        sample(Quadratic(), 3, torch.zeros(3, 2), steps=3)
+
+
+def lambda_energy(fn):
+    from ebmlab.energies import FunctionEnergy
+
+    return FunctionEnergy(fn)
+
+
+def test_driver_thinning_keeps_every_thin_th_post_burn_in_state():
+    seen = []
+    x, info = sample(
+        Quadratic(), build("ula"), torch.zeros(2, 2), steps=10, burn_in=4, thin=4, generator=0,
+        callback=lambda i, state, info: seen.append(state.x.clone()),
+    )
+    assert len(seen) == 14 and x.shape[0] == 3
+    for k, i in enumerate((0, 4, 8)):
+        assert torch.equal(x[k], seen[4 + i])
+    assert torch.equal(info.state.x, seen[-1])
+    assert info.steps == 10 and info.burn_in == 4 and info.thin == 4 and info.wall_time > 0
+
+
+def test_driver_accepts_names_and_freezes_adapted_step():
+    x, info = sample(Quadratic(), "mala", torch.zeros(16, 2), steps=20, burn_in=30, generator=0)
+    assert info.adapted and info.state.step_size == info.step_size
+    x, info = sample(Quadratic(), "mala", torch.zeros(16, 2), steps=20, burn_in=30, adapt=False, generator=0)
+    assert not info.adapted and info.step_size == build("mala").step_size
+
+
+def test_sampler_bench_quick(tmp_path):
+    from ebmlab.bench.samplers import run_sampler_bench
+
+    result = run_sampler_bench(tmp_path, quick=True)
+    assert (tmp_path / "samplers.md").is_file() and (tmp_path / "samplers.json").is_file()
+    saved = json.loads((tmp_path / "samplers.json").read_text())
+    assert saved["rows"] and len(saved["rows"]) == len(result["rows"])
+    for row in saved["rows"]:
+        for key in ("median", "min", "max"):
+            assert math.isfinite(row[key]) and row[key] > 0
+    assert "allocator_env" in saved
