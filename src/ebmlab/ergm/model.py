@@ -1,0 +1,323 @@
+"""The ERGM model: a formula bound to graphs, simulation and fitting.
+
+p_theta(y) = exp(theta . s(y)) / Z(theta), y a simple graph on a fixed node set, s(y) the statistics of
+the formula's terms (see :mod:`ebmlab.ergm.terms`). Fitting methods are in :mod:`ebmlab.ergm.estimation`.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .._core.errors import ConfigError
+from .._core.validation import check_choice, check_int
+from .formula import TermSpec, parse_formula
+from .graph_batch import DyadIndex, GraphBatch
+from .network import Network, as_network, empty_network
+from .rng import numpy_rng
+from .sampler import PROPOSALS, MHRun, run_metropolis_hastings
+from .terms import TERMS, Term, build_terms
+
+__all__ = ["ERGM", "BoundERGM", "Simulation", "DYAD_INDEPENDENT"]
+
+#: terms whose change statistics do not depend on the rest of the graph
+DYAD_INDEPENDENT = ("edges", "nodematch", "nodecov")
+
+#: fraction of draws at the empty or full graph above which a simulation is flagged near-degenerate
+DEGENERACY_THRESHOLD = 0.05
+
+
+class BoundERGM:
+    """An ERGM formula bound to one network (its size, direction and node attributes).
+
+    Attributes
+    ----------
+    network : Network
+    terms : list of Term
+    labels : list of str
+        Coefficient names (statnet style).
+    dyads : DyadIndex
+    """
+
+    def __init__(self, formula: str, specs: Sequence[TermSpec], network: Network):
+        self.formula = formula
+        self.specs = list(specs)
+        self.network = network
+        self.terms: List[Term] = build_terms(network, self.specs)
+        self.labels = [t.label for t in self.terms]
+        self.dyads = DyadIndex(network.n_nodes, network.directed)
+        self.dyad_independent = all(s.name in DYAD_INDEPENDENT for s in self.specs)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.terms)
+
+    def statistics(self, adjacency: np.ndarray) -> np.ndarray:
+        """s(y) for one adjacency [n, n] (returns [p]) or a batch [B, n, n] (returns [B, p])."""
+        a = np.asarray(adjacency, dtype=np.float64)
+        single = a.ndim == 2
+        a = a[None] if single else a
+        out = np.stack([t.statistic(a) for t in self.terms], 1)
+        return out[0] if single else out
+
+    def observed_statistics(self) -> np.ndarray:
+        return self.statistics(self.network.adjacency)
+
+    def change_statistics(self, adjacency: Optional[np.ndarray] = None, chunk: int = 1 << 14
+                          ) -> Tuple[np.ndarray, np.ndarray]:
+        """Change statistics of every dyad of one graph: ``X[d] = s(y_d^+) - s(y_d^-)`` and ``y[d]``.
+
+        These are the covariates and response of the MPLE logistic regression (Strauss & Ikeda 1990).
+        """
+        a = self.network.adjacency if adjacency is None else np.asarray(adjacency, dtype=np.float64)
+        D = self.dyads.n_dyads
+        tail, head = self.dyads.tail, self.dyads.head
+        X = np.empty((D, self.n_params))
+        generic = []
+        for k, t in enumerate(self.terms):
+            col = t.all_changes(a, tail, head)  # dense matrix algebra where a term has it
+            if col is None:
+                generic.append(k)
+            else:
+                X[:, k] = col
+        if generic:
+            terms = [self.terms[k] for k in generic]
+            g = GraphBatch(a[None], self.dyads, track_two_paths=any(t.needs_two_paths for t in terms))
+            for start in range(0, D, chunk):
+                sl = slice(start, min(D, start + chunk))
+                i, j = tail[sl], head[sl]
+                c = np.zeros(i.size, dtype=np.int64)
+                X[sl, generic] = np.stack([t.change(g, c, i, j) for t in terms], 1)
+        y = a[self.dyads.tail, self.dyads.head]
+        return X, y
+
+    def run_chains(self, theta: np.ndarray, *, n_chains: int, n_draws: int, burn_in: int, interval: int,
+                   rng: np.random.Generator, proposal: str = "tnt", start: Optional[np.ndarray] = None,
+                   return_graphs: bool = False) -> MHRun:
+        """Run ``n_chains`` MH chains (from ``start`` or from the observed graph)."""
+        a = self.network.adjacency if start is None else np.asarray(start, dtype=np.float64)
+        a = np.broadcast_to(a, (n_chains,) + a.shape[-2:]) if a.ndim == 2 else a
+        return run_metropolis_hastings(self.terms, self.dyads, a, np.asarray(theta, dtype=np.float64),
+                                       n_draws=n_draws, burn_in=burn_in, interval=interval, rng=rng,
+                                       proposal=proposal, return_graphs=return_graphs)
+
+    def default_burn_in(self) -> int:
+        """Default burn-in per chain: 8 proposals per dyad (at least 512)."""
+        return max(512, 8 * self.dyads.n_dyads)
+
+    def default_interval(self) -> int:
+        """Default thinning interval: one proposal per two dyads (at least 16)."""
+        return max(16, self.dyads.n_dyads // 2)
+
+    def default_warm_burn_in(self) -> int:
+        """Burn-in of chains restarted from the last states of a previous run at a nearby theta: 2 per dyad."""
+        return max(64, 2 * self.dyads.n_dyads)
+
+
+@dataclass
+class Simulation:
+    """Draws from an ERGM.
+
+    Attributes
+    ----------
+    statistics : ndarray [n, p]
+        s(y) of each draw (time-major over chains: draw k of chain c is row k * n_chains + c).
+    labels : list of str
+    chain : ndarray [n]
+        Index of the chain that produced each draw.
+    graphs : list of networkx graphs, or None
+    acceptance_rate : float
+    toggles_per_second : float
+    degenerate_fraction : float
+        Fraction of draws equal to the empty or the full graph.
+    degenerate : bool
+        True when ``degenerate_fraction`` exceeds 5 %.
+    """
+
+    statistics: np.ndarray
+    labels: List[str]
+    chain: np.ndarray
+    graphs: Optional[List[nx.Graph]]
+    acceptance_rate: float
+    toggles_per_second: float
+    degenerate_fraction: float
+    degenerate: bool
+    n_toggles: int
+    seconds: float
+
+    def mean(self) -> np.ndarray:
+        return self.statistics.mean(0)
+
+
+def degeneracy_fraction(n_ties: np.ndarray, n_dyads: int, observed_ties: Optional[int] = None) -> float:
+    """Fraction of degenerate draws: the empty or the complete graph, and, when the observed number of ties
+    is given, draws whose number of ties differs from it by more than half of all dyads (chains that ran
+    off towards the empty or complete graph; a non-degenerate model's tie count fluctuates by O(sqrt(D)))."""
+    t = np.asarray(n_ties)
+    bad = (t == 0) | (t == n_dyads)
+    if observed_ties is not None:
+        bad |= np.abs(t - observed_ties) > 0.5 * n_dyads
+    return float(np.mean(bad))
+
+
+def warn_if_degenerate(fraction: float, theta: np.ndarray, labels: Sequence[str], where: str) -> bool:
+    """Emit a UserWarning when simulations pile up at the empty/full graph; return the flag."""
+    if fraction > DEGENERACY_THRESHOLD:
+        coef = ", ".join(f"{l}={v:.3g}" for l, v in zip(labels, np.asarray(theta)))
+        warnings.warn(
+            f"{where}: {100 * fraction:.0f}% of simulated graphs are empty, complete or run off towards "
+            f"one of them at ({coef}); "
+            "the model is near-degenerate there and estimates may be meaningless "
+            "(try gwesp/gwdegree instead of triangle/kstar, or check the formula)",
+            UserWarning, stacklevel=3)
+        return True
+    return False
+
+
+class ERGM:
+    """Exponential random graph model p_theta(y) = exp(theta . s(y)) / Z(theta).
+
+    Parameters
+    ----------
+    formula : str
+        statnet-style terms, e.g. ``"edges + triangle + gwesp(0.5)"`` (see :mod:`ebmlab.ergm.terms`).
+    directed : bool, optional
+        Required direction of graphs; None accepts what the graph is.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> model = ERGM("edges + kstar(2)")
+    >>> fit = model.fit(nx.florentine_families_graph(), method="mple")
+    >>> print(fit.summary())  # doctest: +SKIP
+
+    References
+    ----------
+    Frank & Strauss (1986); Snijders, Pattison, Robins & Handcock (2006); Hunter, Handcock, Butts,
+    Goodreau & Morris (2008), "ergm: a package to fit, simulate and diagnose ERGMs", JSS 24(3).
+    """
+
+    def __init__(self, formula: str, directed: Optional[bool] = None):
+        self.formula = formula
+        self.specs = parse_formula(formula)
+        for spec in self.specs:
+            TERMS.get(spec.name)  # unknown term -> ConfigError listing the valid ones
+        if directed is not None and not isinstance(directed, bool):
+            raise ConfigError(f"directed must be True, False or None, got {directed!r}")
+        self.directed = directed
+
+    def __repr__(self) -> str:
+        return f"ERGM({self.formula!r})"
+
+    def bind(self, graph: Union[nx.Graph, Network, int]) -> BoundERGM:
+        """Bind the formula to a graph (or to ``n`` nodes without ties when given an int)."""
+        if isinstance(graph, (int, np.integer)) and not isinstance(graph, bool):
+            n = check_int("n_nodes", int(graph), minimum=2)
+            net = empty_network(n, bool(self.directed))
+        else:
+            net = as_network(graph, self.directed)
+        return BoundERGM(self.formula, self.specs, net)
+
+    # ------------------------------------------------------------------------------------------
+    def statistics(self, graph: Union[nx.Graph, Network]) -> np.ndarray:
+        """The model statistics s(y) of ``graph`` as a float64 array [p]."""
+        bound = self.bind(graph)
+        return bound.observed_statistics()
+
+    def labels(self, graph: Union[nx.Graph, Network, int]) -> List[str]:
+        return self.bind(graph).labels
+
+    def simulate(self, graph_or_n_nodes: Union[nx.Graph, Network, int], theta: Sequence[float], n: int = 100,
+                 burn_in: Optional[int] = None, interval: Optional[int] = None, seed: Optional[int] = None, *,
+                 generator: Optional[torch.Generator] = None, proposal: str = "tnt",
+                 n_chains: Optional[int] = None, return_graphs: bool = False) -> Simulation:
+        """Draw graphs from p_theta with dyad-toggle Metropolis–Hastings (see :mod:`ebmlab.ergm.sampler`).
+
+        Parameters
+        ----------
+        graph_or_n_nodes : networkx graph or int
+            Chains start from this graph (node attributes are read from it), or from the empty graph on
+            ``n`` nodes.
+        theta : sequence of float
+            One coefficient per statistic.
+        n : int
+            Number of draws.
+        burn_in, interval : int, optional
+            Steps per chain before the first draw and between draws (defaults: 8 and 1/2 proposals per dyad).
+        seed / generator
+            Randomness (int seed or torch.Generator).
+        proposal : {"tnt", "random"}
+        n_chains : int, optional
+            Independent chains run in parallel (default min(n, 32)); draws are spread evenly over chains.
+        return_graphs : bool
+            Also return the draws as networkx graphs.
+        """
+        bound = self.bind(graph_or_n_nodes)
+        theta = _check_theta(theta, bound)
+        n = check_int("n", n)
+        check_choice("proposal", proposal, PROPOSALS)
+        burn_in = bound.default_burn_in() if burn_in is None else check_int("burn_in", burn_in, minimum=0)
+        interval = bound.default_interval() if interval is None else check_int("interval", interval)
+        n_chains = min(n, 32) if n_chains is None else check_int("n_chains", n_chains)
+        rng = numpy_rng(seed, generator)
+        per_chain = -(-n // n_chains)
+        run = bound.run_chains(theta, n_chains=n_chains, n_draws=per_chain, burn_in=burn_in, interval=interval,
+                               rng=rng, proposal=proposal, return_graphs=return_graphs)
+        stats = run.statistics.reshape(-1, bound.n_params)[:n]
+        chain = np.tile(np.arange(n_chains), per_chain)[:n]
+        frac = degeneracy_fraction(run.n_ties.reshape(-1)[:n], bound.dyads.n_dyads)
+        flag = warn_if_degenerate(frac, theta, bound.labels, "simulate")
+        graphs = None
+        if return_graphs:
+            mats = run.graphs.reshape((-1,) + run.graphs.shape[2:])[:n]
+            graphs = [bound.network.to_networkx(m) for m in mats]
+        return Simulation(stats, bound.labels, chain, graphs, float(run.acceptance_rate.mean()),
+                          run.toggles_per_second, frac, flag, run.n_toggles, run.seconds)
+
+    def fit(self, graph: Union[nx.Graph, Network], method: str = "mple", seed: Optional[int] = None, *,
+            generator: Optional[torch.Generator] = None, **options: Any):
+        """Estimate theta from one observed graph.
+
+        Parameters
+        ----------
+        graph : networkx graph
+        method : {"mple", "mcmc_mle", "cd", "ed"}
+            Maximum pseudo-likelihood, Monte Carlo MLE (Geyer–Thompson with Hummel et al.'s step length),
+            contrastive divergence, or energy discrepancy with dyad-flip perturbations.
+        seed / generator
+            Randomness for the stochastic methods.
+        **options
+            Passed to the estimator (see ``ebmlab.ergm.estimation.<method>``).
+
+        Returns
+        -------
+        ERGMResult
+        """
+        from .estimation import ESTIMATORS
+
+        estimator = ESTIMATORS.get(method)
+        bound = self.bind(graph)
+        rng = numpy_rng(seed, generator)
+        try:
+            return estimator(bound, rng=rng, **options)
+        except TypeError as err:
+            if "unexpected keyword" in str(err):
+                raise ConfigError(f"bad option for ERGM method {method!r}: {err}") from None
+            raise
+
+
+def _check_theta(theta: Sequence[float], bound: BoundERGM) -> np.ndarray:
+    try:
+        t = np.asarray(theta, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"theta must be a sequence of numbers, got {theta!r}") from None
+    if t.size != bound.n_params:
+        raise ConfigError(f"theta has {t.size} values but the model has {bound.n_params} statistics "
+                          f"({', '.join(bound.labels)})")
+    if not np.all(np.isfinite(t)):
+        raise ConfigError(f"theta must be finite, got {t.tolist()}")
+    return t
