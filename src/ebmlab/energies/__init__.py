@@ -1,3 +1,12 @@
 """Energies U(x): the base contract, neural nets, analytic targets, discrete models."""
 from .base import Energy, FunctionEnergy
 from .mlp import MLPEnergy, activation_names
+from .registry import ENERGIES, build_energy
+from .binary_mlp import BinaryMLPEnergy, bernoulli_base_probs
+from .flip_delta import flip_all, flip_delta
+from .product_bernoulli import BernoulliNoise, ProductBernoulli
+from .analytic import Banana, DoubleWell, Gaussian, GaussianMixture
+from .quadratic import Quadratic
+from .noise_conditional import NoiseConditionalMLPEnergy
+from .binary import from_spins, to_spins
+from .ising import Ising, IsingLattice
