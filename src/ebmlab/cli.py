@@ -24,18 +24,18 @@ DEFAULTS: Dict[str, Any] = {
     "n_train": 20000,
     "n_test": 5000,
     "energy": "mlp",
-    "energy_params": {"hidden": [128, 128, 128], "activation": "softplus"},
+    "energy_params": {"hidden": [128, 128, 128], "activation": "silu"},
     "objective": "pcd",
     "objective_params": {"n_steps": 20, "buffer_size": 10000, "reinit_prob": 0.05, "energy_reg": 0.0},
     "sampler": "ula",
     "sampler_params": {"step_size": 0.01},
     "steps": 3000,
     "batch_size": 128,
-    "lr": 0.001,
+    "lr": 0.002,
     "optimizer": "adam",
     "weight_decay": 0.0,
     "grad_clip": None,
-    "ema": None,
+    "ema": 0.99,
     "sample_steps": 500,
     "n_samples": 5000,
     "resolution": 200,
@@ -106,6 +106,8 @@ def build_config(args: argparse.Namespace) -> Dict[str, Any]:
         cfg["objective_params"] = {}
     if "sampler" in explicit and explicit["sampler"] != DEFAULTS["sampler"] and "sampler_params" not in explicit:
         cfg["sampler_params"] = {}
+    if "energy" in explicit and explicit["energy"] != DEFAULTS["energy"] and "energy_params" not in explicit:
+        cfg["energy_params"] = {}
     cfg.update(explicit)
     return cfg
 

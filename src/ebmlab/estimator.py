@@ -105,6 +105,9 @@ class EnergyModel:
         factory = objectives_base.OBJECTIVES.get(self.objective)
         if getattr(factory, "needs_sampler", False) and "sampler" not in params:
             params["sampler"] = self._build_sampler()
+        # Chains of binary models start from fair coin flips unless the user chose another init.
+        if self.discrete_ and self.objective in ("pcd", "short_run") and "init" not in params:
+            params["init"] = "bernoulli"
         return objectives_base.build(self.objective, **params)
 
     def _validate(self) -> None:
@@ -202,7 +205,8 @@ class EnergyModel:
         if self.discrete_:
             from .metrics import exact_log_z
 
-            return -self.energy_(x).detach() - exact_log_z(self.energy_)
+            with torch.no_grad():
+                return -self.energy_(x) - exact_log_z(self.energy_)
         if self.n_features_in_ == 2:
             from .metrics import grid_log_prob
 

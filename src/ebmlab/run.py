@@ -25,22 +25,20 @@ _MODEL_KEYS = ("energy", "energy_params", "objective", "objective_params", "samp
 
 
 def _data_splits(cfg: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    """(train, test, reference) tensors; ``reference`` is an independent draw of the data of the test set's size,
-    for the data-vs-data floor of the two-sample metrics."""
-    from .data import load_data, toy, toy_names
+    """(train, test, reference, name); ``reference`` is an independent draw of the data of the test set's size,
+    for the data-vs-data floor of the two-sample metrics (see :mod:`ebmlab.data.spec` for the accepted specs)."""
+    from .data import load_data
+    from .data.spec import draw, parse_spec
 
     spec, seed = cfg["data"], int(cfg["seed"])
-    if not isinstance(spec, str):
-        raise ConfigError(f"data must be a toy data set name or a file path, got {spec!r}")
-    if spec in toy_names():
+    kind, name, _ = parse_spec(spec)
+    if kind != "file":
         n_train, n_test = int(cfg["n_train"]), int(cfg["n_test"])
         if n_train < 2 or n_test < 2:
             raise ConfigError(f"n_train and n_test must be >= 2, got {n_train} and {n_test}")
-        return toy(spec, n_train, seed=seed), toy(spec, n_test, seed=seed + 1), toy(spec, n_test, seed=seed + 2), spec
+        label = {"toy": name, "gray": f"gray-{name}", "ising": "ising"}[kind]
+        return draw(spec, n_train, seed), draw(spec, n_test, seed + 1), draw(spec, n_test, seed + 2), label
     path = Path(spec)
-    if not path.suffix:
-        raise ConfigError(f"unknown data set {spec!r}; built-in data sets are: {', '.join(toy_names())}; "
-                          f"or pass a .npy, .csv or .pt file")
     x = load_data(path)
     if x.shape[0] < 10:
         raise DataError(f"{path} has {x.shape[0]} rows; at least 10 are needed to hold out a test set")
@@ -50,6 +48,10 @@ def _data_splits(cfg: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch
     hold = x[perm[:n_hold]]
     half = n_hold // 2
     return x[perm[n_hold:]], hold[:half], hold[half:2 * half], path.stem
+
+
+def _is_binary(x: torch.Tensor) -> bool:
+    return bool(((x == 0) | (x == 1)).all())
 
 
 def _bounds(x: torch.Tensor, name: str):
@@ -117,6 +119,23 @@ def evaluate_model(model: EnergyModel, test: torch.Tensor, reference: torch.Tens
                 out["nll_true_density"] = float(-true.log_prob(test.double().cpu()).mean()) if hasattr(true, "log_prob") else None
     if model.discrete_ and model.n_features_in_ <= 20:
         out["nll"] = float(-model.log_prob(test).mean())
+    if data_name.startswith("gray-"):
+        from .data.gray_code import decode_gray
+
+        dec_s, dec_t, dec_r = decode_gray(samples), decode_gray(test_n), decode_gray(ref_n)
+        out["decoded_sinkhorn"] = M.sinkhorn(dec_s, dec_t)
+        out["decoded_sinkhorn_data"] = M.sinkhorn(dec_r, dec_t)
+        out["decoded_mmd"] = M.mmd(dec_s, dec_t)
+        out["decoded_mmd_data"] = M.mmd(dec_r, dec_t)
+    if data_name == "ising" and hasattr(model.energy_, "J"):
+        from .data.spec import true_energy
+
+        truth = true_energy(cfg["data"])
+        if truth is not None and truth.J.shape == model.energy_.J.shape:
+            J = model.energy_.J.detach().cpu().double()
+            J = 0.5 * (J + J.T)
+            out["coupling_rmse"] = float((J - truth.J.double()).pow(2).mean().sqrt())
+            out["coupling_rmse_zero_model"] = float(truth.J.double().pow(2).mean().sqrt())
     return out, samples
 
 
@@ -126,6 +145,14 @@ def _write_plots(model: EnergyModel, test: torch.Tensor, samples: torch.Tensor, 
 
     if history is not None and history.steps:
         plot_loss(history.steps, history.loss, run_dir / "loss.png", title=f"{cfg['objective']} loss")
+    if data_name.startswith("gray-"):
+        from .data.gray_code import decode_gray
+
+        test, samples = decode_gray(test), decode_gray(samples)
+        bounds = ((-4.0, 4.0), (-4.0, 4.0))
+        title = f"{data_name}: {cfg['objective']} / {cfg['energy']} (decoded), {cfg['steps']} iterations"
+        plot_samples(test, samples, run_dir / "samples.png", bounds, title=title)
+        return
     if model.n_features_in_ != 2 or model.discrete_:
         return
     bounds = _bounds(test, data_name)
@@ -143,6 +170,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def train_run(cfg: Dict[str, Any], out: Optional[Path] = None, resume: bool = False) -> Tuple[Path, Dict[str, Any]]:
     """Train the model described by ``cfg`` (see ``ebmlab.cli.DEFAULTS``) and write its run directory."""
     train, test, reference, data_name = _data_splits(cfg)
+    from .energies.registry import ENERGIES
+    from .samplers.base import SAMPLERS
+
+    energy_discrete = bool(getattr(ENERGIES.get(cfg["energy"]), "discrete", False))
+    if _is_binary(train) and not energy_discrete:
+        raise ConfigError(f"the data {cfg['data']!r} is binary ({{0,1}}); train a discrete model, e.g. "
+                          f"--energy ising (or binary_mlp) --sampler gibbs (or gwg)")
+    if energy_discrete and not getattr(SAMPLERS.get(cfg["sampler"]), "discrete", False):
+        discrete = [n for n in SAMPLERS.names() if getattr(SAMPLERS.get(n), "discrete", False)]
+        raise ConfigError(f"energy {cfg['energy']!r} is discrete; choose a discrete sampler: {', '.join(discrete)}")
     name = cfg.get("name") or f"{data_name}-{cfg['objective']}"
     if out is None:
         run_dir = _unique_run_dir(str(name))

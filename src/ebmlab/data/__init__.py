@@ -3,3 +3,4 @@ from .toy import toy, toy_names, toy_density, toy_density_names, toy_bounds
 from .files import DATA_EXTENSIONS, load_data, save_samples, resolve_data
 from .lattice import ising_dataset
 from .gray_code import decode_gray, encode_gray, gray_toy
+from .spec import parse_spec

@@ -30,6 +30,7 @@ from .._core.errors import ConfigError, DataError
 from .._core.validation import check_choice, check_int
 from .base import Energy
 from .binary import to_spins
+from .registry import ENERGIES
 
 __all__ = ["Ising", "IsingLattice"]
 
@@ -391,3 +392,14 @@ class IsingLattice(Energy):
             f"side={self.side}, coupling={float(self.coupling.detach()):.4g}, field={float(self.field.detach()):.4g}, "
             f"periodic={self.periodic}, learnable={self.learnable}"
         )
+
+
+@ENERGIES.register("ising")
+def learnable_ising(dim: int, spins: str = "pm1") -> Ising:
+    """A learnable fully connected :class:`Ising` model on ``dim`` sites, started at J = 0, h = 0 (for the CLI and
+    :class:`ebmlab.EnergyModel`: ``energy="ising"``)."""
+    dim = check_int("dim", dim)
+    return Ising(torch.zeros(dim, dim), torch.zeros(dim), spins=spins, learnable=True)
+
+
+learnable_ising.discrete = True  # read by the CLI before the energy is built

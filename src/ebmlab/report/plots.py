@@ -50,15 +50,15 @@ def plot_energy(energy, data: torch.Tensor, path, bounds: Bounds, resolution: in
     axes[1].set_title("model density exp(-U)/Z (grid)")
     axes[1].set_xticks([])
     axes[1].set_yticks([])
-    u = -np.log(np.clip(dens, 1e-300, None))
-    levels = np.quantile(u, np.linspace(0.02, 0.9, 14))
-    axes[2].contour(xs, ys, u, levels=np.unique(levels), cmap="magma", linewidths=0.8)
+    u = -np.log(np.clip(dens, 1e-300, None))  # U + log Z: energy up to its additive constant
+    levels = u.min() + np.arange(0.5, 12.5, 1.0)  # one contour per unit of energy above the minimum
+    axes[2].contour(xs, ys, u, levels=levels, cmap="magma_r", linewidths=0.8)
     d = data.detach().cpu().numpy()
     axes[2].scatter(d[:, 0], d[:, 1], s=1, c="k", alpha=0.15)
     axes[2].set_xlim(bounds[0])
     axes[2].set_ylim(bounds[1])
     axes[2].set_aspect("equal")
-    axes[2].set_title("energy contours over data")
+    axes[2].set_title("energy contours (1 nat apart) over data")
     axes[2].set_xticks([])
     axes[2].set_yticks([])
     if title:

@@ -123,7 +123,8 @@ def fit(
         Seed of the training generator (minibatches, MCMC, noise); in a distributed run, rank r uses ``seed + r``.
     device : str, optional
         ``"auto"`` (default: CUDA if available), ``"cpu"``, ``"cuda"``.
-    eval_every, eval_fn : run ``eval_fn(energy, step) -> dict`` every ``eval_every`` iterations (and at the end).
+    eval_every, eval_fn : run ``eval_fn(energy, step) -> dict`` every ``eval_every`` iterations (and at the end);
+        with ``ema`` the evaluation sees the averaged weights.
     checkpoint_dir, checkpoint_every : write ``checkpoint_dir/checkpoint.safetensors`` atomically every
         ``checkpoint_every`` iterations (default: every 10% of ``steps``) and at the end.
     resume : bool
@@ -326,7 +327,12 @@ def fit(
                 if step % 10 == 0 or step == steps:
                     bar.set_postfix(loss=f"{loss_value:.4g}")
             if eval_fn is not None and eval_every is not None and (step % eval_every == 0 or step == steps):
+                if ema_state is not None:  # evaluate the averaged weights, then put the raw ones back
+                    raw = {k: v.detach().clone() for k, v in energy.state_dict().items()}
+                    ema_state.copy_to(energy)
                 result = dict(eval_fn(energy, step))
+                if ema_state is not None:
+                    energy.load_state_dict(raw)
                 result["step"] = step
                 history.evals.append(result)
             if checkpoint_every is not None and (step % checkpoint_every == 0 or step == steps):
