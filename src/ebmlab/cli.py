@@ -35,6 +35,7 @@ DEFAULTS: Dict[str, Any] = {
     "optimizer": "adam",
     "weight_decay": 0.0,
     "grad_clip": None,
+    "lr_schedule": "constant",
     "ema": 0.99,
     "sample_steps": 500,
     "n_samples": 5000,
@@ -46,8 +47,6 @@ DEFAULTS: Dict[str, Any] = {
     "name": None,
 }
 
-_MODEL_KEYS = ("energy", "energy_params", "objective", "objective_params", "sampler", "sampler_params", "steps",
-               "batch_size", "lr", "optimizer", "weight_decay", "grad_clip", "ema", "sample_steps", "seed", "device")
 
 
 def _parse_value(key: str, text: str, default: Any) -> Any:

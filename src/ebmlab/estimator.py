@@ -45,7 +45,7 @@ class EnergyModel:
         Sampler used by MCMC-based objectives and by :meth:`sample` (default ``"ula"``).
     sampler_params : dict, optional
         Keyword options of the sampler (e.g. ``{"step_size": 0.01}``).
-    steps, batch_size, lr, optimizer, weight_decay, grad_clip, ema :
+    steps, batch_size, lr, optimizer, weight_decay, grad_clip, lr_schedule, ema :
         Training options of :func:`ebmlab.fit`.
     sample_steps : int
         MCMC steps that :meth:`sample` runs from noise (default 500).
@@ -59,7 +59,8 @@ class EnergyModel:
                  objective: str = "pcd", objective_params: Optional[Dict[str, Any]] = None,
                  sampler: str = "ula", sampler_params: Optional[Dict[str, Any]] = None,
                  steps: int = 2000, batch_size: int = 128, lr: float = 1e-3, optimizer: str = "adam",
-                 weight_decay: float = 0.0, grad_clip: Optional[float] = None, ema: Optional[float] = None,
+                 weight_decay: float = 0.0, grad_clip: Optional[float] = None, lr_schedule: str = "constant",
+                 ema: Optional[float] = None,
                  sample_steps: int = 500, seed: int = 0, device: str = "auto"):
         self.energy = energy
         self.energy_params = energy_params
@@ -73,6 +74,7 @@ class EnergyModel:
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.grad_clip = grad_clip
+        self.lr_schedule = lr_schedule
         self.ema = ema
         self.sample_steps = sample_steps
         self.seed = seed
@@ -80,7 +82,8 @@ class EnergyModel:
 
     # -- sklearn-style parameter access ------------------------------------------------------------------------
     _PARAMS = ("energy", "energy_params", "objective", "objective_params", "sampler", "sampler_params", "steps",
-               "batch_size", "lr", "optimizer", "weight_decay", "grad_clip", "ema", "sample_steps", "seed", "device")
+               "batch_size", "lr", "optimizer", "weight_decay", "grad_clip", "lr_schedule", "ema", "sample_steps", "seed",
+               "device")
 
     def get_params(self, deep: bool = True) -> Dict[str, Any]:
         return {k: getattr(self, k) for k in self._PARAMS}
@@ -133,7 +136,9 @@ class EnergyModel:
         dev = resolve_device(self.device)
         self.n_features_in_ = int(np.prod(x.shape[1:]))
         self.event_shape_ = tuple(x.shape[1:])
-        self.energy_ = build_energy(self.energy, self.n_features_in_, **(self.energy_params or {}))
+        with torch.random.fork_rng(devices=[]):  # seeded weight initialisation, global RNG left untouched
+            torch.manual_seed(int(self.seed) if self.seed is not None else torch.seed())
+            self.energy_ = build_energy(self.energy, self.n_features_in_, **(self.energy_params or {}))
         self.discrete_ = bool(getattr(self.energy_, "discrete", False))
         flat = x.reshape(x.shape[0], -1)
         lo, hi = flat.min(0).values, flat.max(0).values
@@ -144,7 +149,7 @@ class EnergyModel:
                   "event_shape": list(self.event_shape_), "bounds": self.bounds_.tolist()}
         self.history_ = fit(self.energy_, x, self.objective_, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
                             optimizer=self.optimizer, weight_decay=self.weight_decay, grad_clip=self.grad_clip,
-                            ema=self.ema, seed=self.seed, device=dev, config=config, **fit_kwargs)
+                            lr_schedule=self.lr_schedule, ema=self.ema, seed=self.seed, device=dev, config=config, **fit_kwargs)
         self.energy_.eval()
         return self
 

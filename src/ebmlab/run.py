@@ -21,7 +21,8 @@ from ._core.random import as_generator
 from .estimator import MODEL_FILE, EnergyModel
 
 _MODEL_KEYS = ("energy", "energy_params", "objective", "objective_params", "sampler", "sampler_params", "steps",
-               "batch_size", "lr", "optimizer", "weight_decay", "grad_clip", "ema", "sample_steps", "seed", "device")
+               "batch_size", "lr", "optimizer", "weight_decay", "grad_clip", "lr_schedule", "ema", "sample_steps", "seed",
+               "device")
 
 
 def _data_splits(cfg: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:

@@ -82,6 +82,7 @@ def fit(
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     grad_clip: Optional[float] = None,
+    lr_schedule: str = "constant",
     ema: Optional[float] = None,
     seed: Optional[int] = 0,
     device: Union[None, str, torch.device] = None,
@@ -116,6 +117,8 @@ def fit(
     batch_size, lr, optimizer, weight_decay : training hyper-parameters (``optimizer`` in adam, adamw, sgd, rmsprop).
     grad_clip : float, optional
         Clip the global gradient norm to this value.
+    lr_schedule : {"constant", "cosine"}
+        ``"cosine"`` anneals the learning rate as lr · ½(1 + cos(π t / steps)) (Loshchilov & Hutter 2017).
     ema : float, optional
         Keep an exponential moving average of the weights with this decay (e.g. 0.999) and load it into ``energy``
         at the end (the raw weights are saved in checkpoints alongside).
@@ -154,6 +157,8 @@ def fit(
     log_every = check_int("log_every", log_every, minimum=1)
     if grad_clip is not None:
         grad_clip = check_positive("grad_clip", grad_clip)
+    if lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     if ema is not None:
         ema = check_probability("ema", ema, open_high=True)
     if eval_every is not None:
@@ -303,6 +308,9 @@ def fit(
                                        torch.zeros((), device=dev)))
             if not torch.isfinite(gnorm):
                 raise TrainingDivergedError(_diverged_message(step, "gradient norm", float(gnorm), ckpt_dir, history))
+            if lr_schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
             opt.step()
             if ema_state is not None:
                 ema_state.update(energy)
