@@ -40,7 +40,8 @@ class EnergyModel:
         Registered objective name (``"pcd"`` by default; ``ebmlab.objectives.available()``).
     objective_params : dict, optional
         Keyword options of the objective. MCMC-based objectives use ``sampler``/``sampler_params`` unless
-        ``objective_params`` names its own ``sampler``.
+        ``objective_params`` names its own ``sampler`` or ``step_size`` (then the training chains run ``sampler``
+        with that step size, and ``sampler_params`` apply to :meth:`sample` only).
     sampler : str
         Sampler used by MCMC-based objectives and by :meth:`sample` (default ``"ula"``).
     sampler_params : dict, optional
@@ -107,7 +108,8 @@ class EnergyModel:
         params = dict(self.objective_params or {})
         factory = objectives_base.OBJECTIVES.get(self.objective)
         if getattr(factory, "needs_sampler", False) and "sampler" not in params:
-            params["sampler"] = self._build_sampler()
+            # objective_params may set the training chains' own step size; otherwise they use sampler_params
+            params["sampler"] = self.sampler if "step_size" in params else self._build_sampler()
         # Chains of binary models start from fair coin flips unless the user chose another init.
         if self.discrete_ and self.objective in ("pcd", "short_run") and "init" not in params:
             params["init"] = "bernoulli"
