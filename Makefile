@@ -26,7 +26,7 @@ demo: install
 	$(VENV)/bin/ebmlab train --out runs/demo
 
 test: install
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 -q tests
 
 bench: install
 	$(VENV)/bin/ebmlab bench samplers --out runs/bench

@@ -124,6 +124,7 @@ class EnergyModel:
             v = getattr(self, name)
             if v is not None and not isinstance(v, dict):
                 raise ConfigError(f"{name} must be a dict of keyword options, got {v!r}")
+        self._build_sampler()  # validates the sampling options now rather than after training
 
     # -- fitting -------------------------------------------------------------------------------------------------
     def fit(self, X: ArrayLike, **fit_kwargs: Any) -> "EnergyModel":
