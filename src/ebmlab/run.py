@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -192,7 +193,7 @@ def train_run(cfg: Dict[str, Any], out: Optional[Path] = None, resume: bool = Fa
     model = _model_from_config(cfg)
     _atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**cfg, "data": cfg["data"]}, sort_keys=False))
     model.fit(train, checkpoint_dir=run_dir, checkpoint_every=cfg.get("checkpoint_every"), resume=resume,
-              log_csv=run_dir / "log.csv", progress=bool(cfg.get("progress", True)))
+              log_csv=run_dir / "log.csv", progress=bool(cfg.get("progress", True)) and sys.stderr.isatty())
     model.save(run_dir)
     metrics, samples = evaluate_model(model, test, reference, cfg, data_name)
     metrics["train_seconds"] = model.history_.wall_time_total

@@ -283,7 +283,7 @@ def _plot_ising(part: Dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3)
     cfg = part["config"]
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{cfg['side']}x{cfg['side']} periodic Ising, coupling {cfg['coupling']}, {cfg['n_data']} samples")
+    fig.suptitle(f"{cfg['side']}x{cfg['side']} periodic Ising, sigma {cfg.get('sigma')} (per-bond coupling {cfg['coupling']}), {cfg['n_data']} samples")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
