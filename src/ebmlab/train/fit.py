@@ -53,17 +53,20 @@ def _make_optimizer(name: str, params: List[torch.nn.Parameter], lr: float, weig
 
 
 class _EMA:
-    """Exponential moving average of parameters: θ_ema <- d θ_ema + (1 - d) θ."""
+    """Exponential moving average of parameters: θ_ema <- d_t θ_ema + (1 - d_t) θ with the warm-up
+    d_t = min(d, (1 + t) / (10 + t)) of TensorFlow's ``ExponentialMovingAverage(num_updates=t)``, so that short runs
+    are not dominated by the initial weights."""
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
 
     @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
         for k, v in module.state_dict().items():
             if k in self.shadow:
-                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
 
     def copy_to(self, module: torch.nn.Module) -> None:
         sd = module.state_dict()
@@ -313,7 +316,7 @@ def fit(
                     group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
             opt.step()
             if ema_state is not None:
-                ema_state.update(energy)
+                ema_state.update(energy, step)
 
             loss_value = dist_utils.all_reduce_mean(float(loss.detach()))
             stats = dict(out.stats)
