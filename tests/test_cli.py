@@ -108,3 +108,26 @@ def test_corrupted_checkpoint_and_existing_run(capsys, run_dir, tmp_path):
 def test_console_script_help():
     res = subprocess.run([sys.executable, "-m", "ebmlab.cli", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "train" in res.stdout and "bench" in res.stdout
+
+
+def test_train_and_sample_a_discrete_ising_model(tmp_path):
+    out = tmp_path / "ising"
+    argv = ["train", "--out", str(out), "--data", "ising:side=3,coupling=0.3", "--energy", "ising", "--sampler",
+            "gibbs", "--steps", "40", "--n-train", "300", "--n-test", "100", "--n-samples", "100", "--sample-steps",
+            "5", "--objective-params", "{n_steps: 1, buffer_size: 100}", "--lr", "0.02", "--progress", "false",
+            "--device", "cpu"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["coupling_rmse"] < metrics["coupling_rmse_zero_model"]
+    assert np.isfinite(metrics["nll"])
+    assert main(["sample", str(out), "--n", "6", "--out", str(tmp_path / "s.npy")]) == 0
+    s = np.load(tmp_path / "s.npy")
+    assert s.shape == (6, 9) and set(np.unique(s)) <= {0.0, 1.0}
+
+
+def test_binary_data_needs_a_discrete_model(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = _error_line(capsys, ["train", "--data", "ising:side=3,coupling=0.3", "--progress", "false"])
+    assert "binary" in err and "--energy ising" in err
+    err = _error_line(capsys, ["train", "--data", "ising:side=3,coupling=0.3", "--energy", "ising", "--progress", "false"])
+    assert "choose a discrete sampler" in err
