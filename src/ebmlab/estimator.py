@@ -5,8 +5,6 @@ state ends in an underscore (``energy_``, ``objective_``, ``history_``, ``bounds
 """
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 

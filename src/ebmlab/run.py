@@ -7,7 +7,6 @@ statistics per iteration), ``metrics.json``, ``samples.png``, ``energy.png`` (2-
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time

@@ -66,6 +66,7 @@ from ..objectives.nce import NoiseContrastiveEstimation
 from ..objectives.pseudo_likelihood import PseudoLikelihood
 from ..samplers.gibbs import Gibbs
 from ..samplers.gibbs_with_gradients import GibbsWithGradients
+from .seeded import reseed_linear_layers
 from .timing import allocator_env
 
 __all__ = ["run_ising_bench", "ising_config", "gray_config"]
@@ -205,18 +206,6 @@ def _gray_objectives(cfg: Dict[str, Any], train: torch.Tensor) -> Dict[str, Call
     }
 
 
-def _seeded(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Re-draw every Linear layer from a seeded generator with PyTorch's default law U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in module.modules():
-            if isinstance(layer, torch.nn.Linear):
-                bound = 1.0 / math.sqrt(layer.in_features)
-                layer.weight.copy_(torch.rand(layer.weight.shape, generator=g) * 2 * bound - bound)
-                layer.bias.copy_(torch.rand(layer.bias.shape, generator=g) * 2 * bound - bound)
-    return module
-
-
 def _sample_binary(energy, base_probs: torch.Tensor, cfg: Dict[str, Any], generator: torch.Generator) -> torch.Tensor:
     x = (torch.rand((cfg["sample_chains"], base_probs.shape[0]), generator=generator) < base_probs).float()
     sampler = GibbsWithGradients()
@@ -239,7 +228,7 @@ def _gray_part(cfg: Dict[str, Any], seed: int) -> Dict[str, Any]:
         samples: Dict[str, torch.Tensor] = {}
         for k, (oname, make) in enumerate(_gray_objectives(cfg, train).items()):
             gen = torch.Generator().manual_seed(seed + 1000 * (di + 1) + k)
-            energy = _seeded(BinaryMLPEnergy(train.shape[1], hidden=cfg["hidden"], base_probs=base), seed + k)
+            energy = reseed_linear_layers(BinaryMLPEnergy(train.shape[1], hidden=cfg["hidden"], base_probs=base), seed + k)
             objective = make()
             params = list(energy.parameters()) + list(objective.parameters())
             opt = torch.optim.Adam(params, lr=cfg["lr"])

@@ -52,6 +52,7 @@ from ..energies.analytic import GaussianMixture
 from ..metrics.sinkhorn import sinkhorn
 from ..objectives import OBJECTIVES, EnergyDiscrepancy
 from ..train.fit import fit
+from .seeded import reseed_linear_layers
 
 Bounds = Tuple[Tuple[float, float], Tuple[float, float]]
 
@@ -99,15 +100,7 @@ def ema_decay(steps: int) -> float:
 
 
 def _seeded_mlp(seed: int) -> MLPEnergy:
-    energy = MLPEnergy(2, HIDDEN, activation="softplus")
-    g = torch.Generator().manual_seed(10_000 + seed)
-    with torch.no_grad():
-        for layer in energy.modules():
-            if isinstance(layer, torch.nn.Linear):
-                bound = 1.0 / math.sqrt(layer.in_features)
-                layer.weight.copy_((torch.rand(layer.weight.shape, generator=g) * 2 - 1) * bound)
-                layer.bias.copy_((torch.rand(layer.bias.shape, generator=g) * 2 - 1) * bound)
-    return energy
+    return reseed_linear_layers(MLPEnergy(2, HIDDEN, activation="softplus"), 10_000 + seed)
 
 
 def grid_log_density(energy, bounds: Bounds, resolution: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:

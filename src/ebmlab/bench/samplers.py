@@ -15,8 +15,7 @@ loop with a cached gradient (the price of ebmlab's code alone), and random-walk 
 *energy* evaluation with a bare energy-only Metropolis loop. Targets (issue): ULA <= 1.10x, MALA <= 1.20x.
 
 Energies: MLP 2-128-128-1 (Softplus) with 1024 chains, MLP 100-256-256-1 with 256 chains, and the
-8-Gaussians mixture in 2-D (:class:`ebmlab.energies.analytic.GaussianMixture` when available, else
-a plain-torch logsumexp energy) with 1024 chains. The mixture class has an analytic
+8-Gaussians mixture in 2-D (:class:`ebmlab.energies.analytic.GaussianMixture`) with 1024 chains. The mixture class has an analytic
 ``energy_and_grad`` that ebmlab's samplers use, while the bare loop differentiates its ``forward``
 by autograd, so its rows also measure that choice.
 """
@@ -33,6 +32,8 @@ import torch
 from .._core.validation import check_int
 from ..energies import Energy, MLPEnergy
 from ..samplers import HMC, MALA, ULA, KineticLangevin, RandomWalkMetropolis, sample
+from ..energies.analytic import GaussianMixture
+from .seeded import reseed_linear_layers
 from .timing import allocator_env, interleaved_ratio
 
 #: per-gradient-evaluation targets from the issue (ratio to the bare ULA loop)
@@ -41,42 +42,15 @@ STEP_SIZE = 0.01
 HMC_LEAPFROG = 5
 
 
-class _EightGaussians(Energy):
-    """Fallback 8-Gaussians mixture (FFJORD: centres at radius 4/1.414, std 0.5/1.414), plain logsumexp."""
-
-    def __init__(self):
-        super().__init__()
-        angles = torch.arange(8) * (math.pi / 4)
-        self.register_buffer("means", torch.stack([angles.cos(), angles.sin()], 1) * (4 / 1.414))
-        self.std = 0.5 / 1.414
-
-    def forward(self, x):
-        d2 = ((x[:, None, :] - self.means.to(x)) ** 2).sum(-1)
-        return -torch.logsumexp(-0.5 * d2 / self.std**2, dim=1)
-
-
 def _eight_gaussians() -> Energy:
-    try:
-        from ..energies.analytic import GaussianMixture
-    except ImportError:
-        return _EightGaussians()
     angles = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
     means = torch.stack([angles.cos(), angles.sin()], 1) * (4 / 1.414)
     return GaussianMixture(means, 0.5 / 1.414)
 
 
 def _seeded_mlp(dim: int, hidden, seed: int) -> MLPEnergy:
-    """An MLP energy whose Linear layers are re-drawn from a seeded generator (PyTorch's default
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) law), so the benchmark is reproducible without global seeding."""
-    energy = MLPEnergy(dim, hidden)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in energy.modules():
-            if isinstance(layer, torch.nn.Linear):
-                bound = 1.0 / math.sqrt(layer.in_features)
-                layer.weight.copy_((torch.rand(layer.weight.shape, generator=g) * 2 - 1) * bound)
-                layer.bias.copy_((torch.rand(layer.bias.shape, generator=g) * 2 - 1) * bound)
-    return energy
+    """An MLP energy (Softplus) initialised reproducibly without global seeding."""
+    return reseed_linear_layers(MLPEnergy(dim, hidden), seed)
 
 
 def _configs(quick: bool) -> List[Dict[str, Any]]:

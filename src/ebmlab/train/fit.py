@@ -7,12 +7,11 @@ weights, atomic checkpoints with exact resume, a NaN/divergence guard, and data 
 """
 from __future__ import annotations
 
-import copy
 import csv
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -176,7 +175,7 @@ def fit(
 
     dev = resolve_device(device)
     distributed = dist_utils.init_from_env(dev)
-    rank, world = dist_utils.rank(), dist_utils.world_size()
+    rank = dist_utils.rank()
     if dev.type == "cuda" and distributed:
         dev = torch.device("cuda", torch.cuda.current_device())
     energy.to(dev)
