@@ -61,11 +61,11 @@ class Term:
 
     def statistic(self, A: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         """s(y) for a batch of adjacency matrices ``A[B, n, n]``; returns ``[B]``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"term {type(self).__name__} must implement statistic(A)")
 
     def change(self, g: GraphBatch, c: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:  # pragma: no cover
         """s(y_ij^+) - s(y_ij^-) for dyads (i[b], j[b]) of graphs c[b] of ``g``; returns ``[B]``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"term {type(self).__name__} must implement change(g, c, i, j)")
 
     def all_changes(self, A: np.ndarray, tail: np.ndarray, head: np.ndarray):
         """Change statistics of every dyad (tail[d], head[d]) of one graph ``A[n, n]`` with dense matrix

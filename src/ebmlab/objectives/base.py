@@ -43,7 +43,7 @@ class Objective:
     needs_sampler: bool = False
 
     def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> LossOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(energy, batch, generator=None)")
 
     def parameters(self) -> Iterator[torch.nn.Parameter]:
         """Learnable parameters owned by the objective (none by default)."""
