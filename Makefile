@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/ebmlab train --out runs/demo
+	$(VENV)/bin/ebmlab train --name demo
 
 test: install
 	$(PY) -m pytest -n 2 -q tests
