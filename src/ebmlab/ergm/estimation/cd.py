@@ -26,13 +26,11 @@ import numpy as np
 from scipy.stats import chi2
 
 from ..._core.validation import check_int, check_positive
-from ..loglik import EXACT_MAX_DYADS, bridge_loglik, exact_loglik, logistic_loglik
-from ..model import warn_if_degenerate
 from ..result import ERGMResult
 from .geyer_thompson import hull_step_length, maximize_gt
-from .mcmc_mle import _inverse, raise_bad_init
+from .mcmc_mle import raise_bad_init
 from .mple import fit_mple
-from .simulated_information import simulated_information, warn_if_mismatched
+from .simulated_information import errors_and_loglik
 
 __all__ = ["fit_cd"]
 
@@ -100,21 +98,10 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
     if not converged:
         warnings.warn(f"cd did not converge in {max_iter} iterations; increase max_iter or sample_size",
                       UserWarning, stacklevel=3)
-    info, draws, frac, acc = simulated_information(bound, theta_hat, rng, sample_size=se_sample_size,
-                                                   n_chains=n_chains, burn_in=burn_in, interval=interval,
-                                                   proposal=proposal)
-    degenerate = warn_if_degenerate(frac, theta_hat, bound.labels, "cd")
-    degenerate = warn_if_mismatched(draws, bound, theta_hat, "cd") or degenerate
-    cov = _inverse(info)
-    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    ll, ll_se = None, None
-    if bound.dyad_independent:
-        ll, ll_se = logistic_loglik(bound, theta_hat), 0.0
-    elif loglik and bound.dyads.n_dyads <= EXACT_MAX_DYADS:
-        ll, ll_se = exact_loglik(bound, theta_hat), 0.0
-    elif loglik and not degenerate:
-        ll, ll_se = bridge_loglik(bound, theta_hat, rng, n_chains=n_chains, burn_in=burn_in, interval=interval,
-                                  proposal=proposal)
+    e = errors_and_loglik(bound, theta_hat, rng, "cd", loglik=loglik, se_sample_size=se_sample_size,
+                          n_chains=n_chains, burn_in=burn_in, interval=interval, proposal=proposal)
+    cov, stderr, ll, ll_se, degenerate = e["cov"], e["stderr"], e["loglik"], e["loglik_se"], e["degenerate"]
+    frac, acc = e["degenerate_fraction"], e["acceptance_rate"]
     notes = [f"CD-{n_steps} estimate; standard errors are the MLE's asymptotic ones at the CD estimate "
              "(inverse covariance of simulated statistics)"]
     diagnostics = {"iterations": it, "hotelling_t2": round(t2, 3), "step_length": gamma,

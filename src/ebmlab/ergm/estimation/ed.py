@@ -38,13 +38,10 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 
 from ..._core.validation import check_int, check_positive, check_probability
-from ..loglik import EXACT_MAX_DYADS, bridge_loglik, exact_loglik, logistic_loglik
-from ..model import warn_if_degenerate
 from ..result import ERGMResult
-from .mcmc_mle import _inverse
 from .mple import fit_mple
 from .newton import newton_maximize
-from .simulated_information import simulated_information, warn_if_mismatched
+from .simulated_information import errors_and_loglik
 
 __all__ = ["fit_ed", "ed_statistic_differences", "ed_loss"]
 
@@ -144,21 +141,10 @@ def fit_ed(bound, *, rng: np.random.Generator, eps="auto", m: int = 32, n_noise=
     elif not converged:
         warnings.warn("ed did not converge: the energy-discrepancy loss seems to have no finite minimiser "
                       "for this graph and noise (try a larger eps or n_noise)", UserWarning, stacklevel=3)
-    info, draws, frac, acc = simulated_information(bound, theta_hat, rng, sample_size=se_sample_size,
-                                                   n_chains=n_chains, burn_in=burn_in, interval=interval,
-                                                   proposal=proposal)
-    degenerate = warn_if_degenerate(frac, theta_hat, bound.labels, "ed")
-    degenerate = warn_if_mismatched(draws, bound, theta_hat, "ed") or degenerate
-    cov = _inverse(info)
-    stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    ll, ll_se = None, None
-    if bound.dyad_independent:
-        ll, ll_se = logistic_loglik(bound, theta_hat), 0.0
-    elif loglik and bound.dyads.n_dyads <= EXACT_MAX_DYADS:
-        ll, ll_se = exact_loglik(bound, theta_hat), 0.0
-    elif loglik and not degenerate:
-        ll, ll_se = bridge_loglik(bound, theta_hat, rng, n_chains=n_chains, burn_in=burn_in, interval=interval,
-                                  proposal=proposal)
+    e = errors_and_loglik(bound, theta_hat, rng, "ed", loglik=loglik, se_sample_size=se_sample_size,
+                          n_chains=n_chains, burn_in=burn_in, interval=interval, proposal=proposal)
+    cov, stderr, ll, ll_se, degenerate = e["cov"], e["stderr"], e["loglik"], e["loglik_se"], e["degenerate"]
+    frac, acc = e["degenerate_fraction"], e["acceptance_rate"]
     notes = [f"energy discrepancy, Bernoulli dyad flips eps={eps:g}, m={m}, w={w:g}, N={n_noise}; standard "
              "errors are the MLE's asymptotic ones at the ED estimate"]
     diagnostics = {"iterations": res.n_iter, "ed_loss": -res.value, "stabiliser_weight": w_share,

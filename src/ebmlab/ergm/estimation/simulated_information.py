@@ -59,3 +59,36 @@ def warn_if_mismatched(draws: np.ndarray, bound, theta: np.ndarray, where: str, 
                       "is probably near-degenerate at the estimate and its standard errors are not meaningful",
                       UserWarning, stacklevel=3)
     return bool(np.any(bad) or np.any(frozen))
+
+
+def errors_and_loglik(bound, theta_hat: np.ndarray, rng: np.random.Generator, method: str, *, loglik: bool,
+                      se_sample_size: int, n_chains: int, burn_in: Optional[int], interval: Optional[int],
+                      proposal: str) -> dict:
+    """Standard errors and log-likelihood of an estimate that is not the MLE itself (``cd``, ``ed``).
+
+    Standard errors are the MLE's asymptotic ones evaluated at ``theta_hat``: the inverse covariance of statistics
+    simulated there.  The log-likelihood is exact for dyad-independent models and small graphs, bridge-sampled
+    otherwise when ``loglik`` (skipped for degenerate fits).  Degeneracy and a mismatch between simulated and
+    observed statistics are warned about.  Returns a dict with ``cov``, ``stderr``, ``loglik``, ``loglik_se``,
+    ``degenerate``, ``degenerate_fraction`` and ``acceptance_rate``.
+    """
+    from ..loglik import EXACT_MAX_DYADS, bridge_loglik, exact_loglik, logistic_loglik
+    from ..model import warn_if_degenerate
+    from .mcmc_mle import _inverse
+
+    info, draws, frac, acc = simulated_information(bound, theta_hat, rng, sample_size=se_sample_size,
+                                                   n_chains=n_chains, burn_in=burn_in, interval=interval,
+                                                   proposal=proposal)
+    degenerate = warn_if_degenerate(frac, theta_hat, bound.labels, method)
+    degenerate = warn_if_mismatched(draws, bound, theta_hat, method) or degenerate
+    cov = _inverse(info)
+    ll, ll_se = None, None
+    if bound.dyad_independent:
+        ll, ll_se = logistic_loglik(bound, theta_hat), 0.0
+    elif loglik and bound.dyads.n_dyads <= EXACT_MAX_DYADS:
+        ll, ll_se = exact_loglik(bound, theta_hat), 0.0
+    elif loglik and not degenerate:
+        ll, ll_se = bridge_loglik(bound, theta_hat, rng, n_chains=n_chains, burn_in=burn_in, interval=interval,
+                                  proposal=proposal)
+    return {"cov": cov, "stderr": np.sqrt(np.clip(np.diag(cov), 0.0, None)), "loglik": ll, "loglik_se": ll_se,
+            "degenerate": degenerate, "degenerate_fraction": frac, "acceptance_rate": acc}
