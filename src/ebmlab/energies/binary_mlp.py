@@ -4,13 +4,12 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-from torch import nn
 
 from .._core.errors import ConfigError, DataError
-from .._core.validation import check_int, check_probability
+from .._core.validation import check_probability
 from .base import Energy
 from .flip_delta import flip_delta
-from .mlp import make_activation
+from .mlp import mlp
 from .registry import ENERGIES
 
 
@@ -74,15 +73,9 @@ class BinaryMLPEnergy(Energy):
         delta_chunk_size: Optional[int] = None,
     ):
         super().__init__()
-        dim = check_int("dim", dim)
-        hidden = [check_int("hidden width", h) for h in hidden]
-        layers = []
-        width = dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), make_activation(activation)]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(dim, hidden, activation)
+        dim = int(dim)
+        hidden = [int(h) for h in hidden]
         if base_probs is not None:
             p = torch.as_tensor(base_probs).detach().clone()
             if not p.is_floating_point():

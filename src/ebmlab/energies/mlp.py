@@ -33,6 +33,18 @@ def make_activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
+def mlp(dim: int, hidden: Sequence[int], activation: str) -> nn.Sequential:
+    """``Linear(dim, h1), act, ..., Linear(h_last, 1)`` with validated widths (shared by the MLP energies)."""
+    dim = check_int("dim", dim)
+    layers = []
+    width = dim
+    for h in (check_int("hidden width", h) for h in hidden):
+        layers += [nn.Linear(width, h), make_activation(activation)]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
 @ENERGIES.register("mlp")
 class MLPEnergy(Energy):
     """U(x) = MLP(x), a fully connected network ``dim -> hidden... -> 1``.
@@ -50,17 +62,9 @@ class MLPEnergy(Energy):
 
     def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), activation: str = "softplus"):
         super().__init__()
-        dim = check_int("dim", dim)
-        hidden = [check_int("hidden width", h) for h in hidden]
-        layers = []
-        width = dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), make_activation(activation)]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
-        self.dim = dim
-        self.hidden = tuple(hidden)
+        self.net = mlp(dim, hidden, activation)
+        self.dim = int(dim)
+        self.hidden = tuple(int(h) for h in hidden)
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
