@@ -14,6 +14,14 @@ import torch  # noqa: E402
 Bounds = Tuple[Tuple[float, float], Tuple[float, float]]
 
 
+def _save(fig, path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _hist(ax, x: np.ndarray, bounds: Bounds, title: str, bins: int = 120) -> None:
     ax.hist2d(x[:, 0], x[:, 1], bins=bins, range=[list(bounds[0]), list(bounds[1])], cmap="viridis", density=True)
     ax.set_title(title)
@@ -29,11 +37,7 @@ def plot_samples(data: torch.Tensor, samples: torch.Tensor, path, bounds: Bounds
     _hist(axes[1], samples.detach().cpu().numpy(), bounds, f"model samples (n={len(samples)})")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_energy(energy, data: torch.Tensor, path, bounds: Bounds, resolution: int = 200, title: str = "",
@@ -63,11 +67,7 @@ def plot_energy(energy, data: torch.Tensor, path, bounds: Bounds, resolution: in
     axes[2].set_yticks([])
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_loss(steps: Sequence[int], loss: Sequence[float], path, title: str = "training loss") -> Path:
@@ -76,8 +76,4 @@ def plot_loss(steps: Sequence[int], loss: Sequence[float], path, title: str = "t
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
