@@ -62,13 +62,13 @@ def test_same_generator_same_draws_and_state_dict_roundtrip():
     a.update(ia, xa * 3)
     c = ReplayBuffer(1, 0.5, uniform_noise)
     c.load_state_dict(a.state_dict())
-    assert c.capacity == 30 and c.reinit_prob == 0.2 and torch.equal(c.data, a.data)
+    assert c.buffer_size == 30 and c.reinit_prob == 0.2 and torch.equal(c.data, a.data)
     c.data[0] += 1  # a copy, not a view
     assert not torch.equal(c.data, a.data)
 
 
 def test_bad_arguments():
-    with pytest.raises(ConfigError, match="capacity"):
+    with pytest.raises(ConfigError, match="buffer_size"):
         ReplayBuffer(0, 0.05, uniform_noise)
     with pytest.raises(ConfigError, match="reinit_prob"):
         ReplayBuffer(10, 1.5, uniform_noise)

@@ -5,7 +5,7 @@ import torch
 from ebmlab import ConfigError
 from ebmlab.energies.quadratic import Quadratic
 from ebmlab.objectives import ContrastiveDivergence, PersistentCD, ShortRunMLE, build
-from ebmlab.samplers import MALA
+from ebmlab.samplers import MALA, ULA
 
 
 def _data(n, seed=0):
@@ -37,7 +37,7 @@ def test_mcmc_mle_objectives_recover_the_gaussian_mle(name):
     # sample mean and (1/n) covariance. Starting point: N(0, I), far from the data (mean (1,-1), var 1.96/1.0).
     x = _data(4000)
     steps = {"pcd": 10, "short_run": 25, "cd": 10}[name]
-    kwargs = {"sampler": MALA(step_size=0.5), "n_steps": steps}
+    kwargs = {"sampler": MALA(step_size=0.5), "steps": steps}
     if name == "pcd":
         kwargs.update(buffer_size=512, reinit_prob=0.0, init="gaussian")
     if name == "short_run":
@@ -55,7 +55,7 @@ def test_mcmc_mle_objectives_recover_the_gaussian_mle(name):
 def test_loss_is_data_energy_minus_negative_energy_plus_penalty():
     q = Quadratic(2).double()
     x = _data(64)
-    obj = ContrastiveDivergence(sampler="ula", n_steps=1, step_size=0.01, energy_reg=0.5)
+    obj = ContrastiveDivergence(sampler=ULA(step_size=0.01), steps=1, energy_reg=0.5)
     g = torch.Generator().manual_seed(0)
     out = obj(q, x, generator=g)
     # Reproduce the negatives with the same generator state and compute the loss by hand
@@ -72,7 +72,7 @@ def test_loss_is_data_energy_minus_negative_energy_plus_penalty():
 def test_negatives_carry_no_gradient_to_the_sampler_path():
     q = Quadratic(2).double()
     x = _data(32)
-    out = ContrastiveDivergence(n_steps=2)(q, x)
+    out = ContrastiveDivergence(steps=2)(q, x)
     grads = torch.autograd.grad(out.loss, list(q.parameters()))
     assert all(torch.isfinite(g).all() for g in grads)
     assert all(p.grad is None for p in q.parameters())  # sampling did not accumulate parameter gradients
@@ -81,7 +81,7 @@ def test_negatives_carry_no_gradient_to_the_sampler_path():
 def test_pcd_buffer_persists_reinitialises_and_round_trips():
     q = Quadratic(2).double()
     x = _data(100)
-    obj = PersistentCD(n_steps=1, buffer_size=50, reinit_prob=0.0, init="uniform")
+    obj = PersistentCD(steps=1, buffer_size=50, reinit_prob=0.0, init="uniform")
     obj.prepare(x)
     g = torch.Generator().manual_seed(0)
     obj(q, x[:10], generator=g)
@@ -92,13 +92,13 @@ def test_pcd_buffer_persists_reinitialises_and_round_trips():
     changed = (obj.negatives() != buf1).any(1)
     assert 1 <= int(changed.sum()) <= 10  # only the drawn chains moved
     state = obj.state_dict()
-    other = PersistentCD(n_steps=1, buffer_size=50)
+    other = PersistentCD(steps=1, buffer_size=50)
     other.load_state_dict(state)
     assert torch.equal(other.negatives(), obj.negatives())
     # with reinit_prob=1 every chain restarts from the uniform box before its step
-    full = PersistentCD(n_steps=1, buffer_size=50, reinit_prob=1.0)
+    full = PersistentCD(steps=1, buffer_size=50, reinit_prob=1.0)
     full.prepare(x)
-    out = full(q, x[:200], generator=g)
+    out = full(q, x[:40], generator=g)
     assert out.stats["reinit_fraction"] == 1.0
     assert (buf1[~torch.isnan(buf1[:, 0])] >= lo - 0.1 * (hi - lo) - 1e-9).all()
 
@@ -106,14 +106,16 @@ def test_pcd_buffer_persists_reinitialises_and_round_trips():
 @pytest.mark.parametrize(
     "factory, kwargs, match",
     [
-        (ContrastiveDivergence, {"n_steps": 0}, "n_steps must be an integer >= 1"),
-        (ContrastiveDivergence, {"step_size": -0.1}, "step_size must be a finite number > 0"),
+        (ContrastiveDivergence, {"steps": 0}, "steps must be an integer >= 1"),
+        (ContrastiveDivergence, {"sampler": 3}, "sampler must be a Sampler or a registered name"),
         (ContrastiveDivergence, {"sampler": "langevin2"}, "unknown sampler 'langevin2'; valid names are: .*mala"),
         (PersistentCD, {"reinit_prob": 1.5}, r"reinit_prob must be in \[0, 1\]"),
         (PersistentCD, {"buffer_size": 0}, "buffer_size"),
         (PersistentCD, {"init": "laplace"}, "init must be one of uniform, gaussian, bernoulli"),
         (ShortRunMLE, {"energy_reg": -1}, "energy_reg must be a finite number >= 0"),
-        (ContrastiveDivergence, {"sampler": MALA(step_size=0.1), "step_size": 0.2}, "step_size applies only"),
+        # the step size belongs to the Sampler object (one place for it), not to the objective
+        (lambda **k: build("cd", **k), {"step_size": 0.2}, "bad options for objective 'cd'.*step_size"),
+        (lambda **k: build("pcd", **k), {"n_steps": 3}, "bad options for objective 'pcd'.*n_steps"),
     ],
 )
 def test_bad_options_raise_config_error(factory, kwargs, match):

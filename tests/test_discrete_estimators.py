@@ -82,11 +82,11 @@ def _train(obj, data, *, steps, batch_size=None, lr=0.05, seed=1):
 
 ESTIMATORS = {
     "pseudo_likelihood": (lambda pb: PseudoLikelihood(), dict(steps=400), TOL_MLE),
-    "pcd_gibbs": (lambda pb: PersistentCD(sampler=Gibbs(), n_steps=1, buffer_size=1000, reinit_prob=0.0,
+    "pcd_gibbs": (lambda pb: PersistentCD(sampler=Gibbs(), steps=1, buffer_size=1000, reinit_prob=0.0,
                                           init="bernoulli"), dict(steps=500, batch_size=500), TOL_MLE),
-    "pcd_gwg": (lambda pb: PersistentCD(sampler=GibbsWithGradients(), n_steps=8, buffer_size=1000, reinit_prob=0.0,
+    "pcd_gwg": (lambda pb: PersistentCD(sampler=GibbsWithGradients(), steps=8, buffer_size=1000, reinit_prob=0.0,
                                         init="bernoulli"), dict(steps=400, batch_size=500), TOL_MLE),
-    "mcmc_mle": (lambda pb: MCMCMLE(sampler=Gibbs(), n_samples=20000, n_steps=10, burn_in=20),
+    "mcmc_mle": (lambda pb: MCMCMLE(sampler=Gibbs(), n_samples=20000, steps=10, burn_in=20),
                  dict(steps=300), TOL_MLE_MCMC),
     "nce": (lambda pb: NoiseContrastiveEstimation(noise=BernoulliNoise.from_data(pb["data"]), noise_ratio=4.0,
                                                   log_z_init=D * math.log(2)),  # log Z of the initial J = 0 model

@@ -6,6 +6,8 @@ import os
 import pytest
 import torch
 
+from ebmlab._core.random import init_parameters_
+
 import ebmlab
 from ebmlab import ConfigError, DataError, TrainingDivergedError
 from ebmlab.energies import MLPEnergy
@@ -41,9 +43,8 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     x = _gaussian_data(500, dtype=torch.float32).float()
 
     def run(steps, ckpt, resume=False, energy=None):
-        torch.manual_seed(123)  # only for the initial weights below
-        e = energy if energy is not None else MLPEnergy(2, (16, 16))
-        obj = build("pcd", n_steps=3, buffer_size=64)
+        e = energy if energy is not None else init_parameters_(MLPEnergy(2, (16, 16)), torch.Generator().manual_seed(123))
+        obj = build("pcd", steps=3, buffer_size=64)
         h = ebmlab.fit(e, x, obj, steps=steps, batch_size=32, seed=5, checkpoint_dir=ckpt, checkpoint_every=5,
                        resume=resume)
         return e, h
@@ -81,20 +82,20 @@ def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint
 def test_corrupted_checkpoint_is_a_data_error(tmp_path):
     x = _gaussian_data(100, dtype=torch.float32).float()
     e = MLPEnergy(2, (8,))
-    ebmlab.fit(e, x, build("cd", n_steps=1), steps=4, checkpoint_dir=tmp_path)
+    ebmlab.fit(e, x, build("cd", steps=1), steps=4, checkpoint_dir=tmp_path)
     path = tmp_path / CHECKPOINT_NAME
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="corrupted"):
         load_checkpoint(path)
     with pytest.raises(DataError, match="corrupted"):
-        ebmlab.fit(e, x, build("cd", n_steps=1), steps=8, checkpoint_dir=tmp_path, resume=True)
+        ebmlab.fit(e, x, build("cd", steps=1), steps=8, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(DataError, match="no checkpoint"):
-        ebmlab.fit(e, x, build("cd", n_steps=1), steps=8, checkpoint_dir=tmp_path / "missing", resume=True)
+        ebmlab.fit(e, x, build("cd", steps=1), steps=8, checkpoint_dir=tmp_path / "missing", resume=True)
 
 
 def test_no_temporary_files_are_left_behind(tmp_path):
     x = _gaussian_data(100, dtype=torch.float32).float()
-    ebmlab.fit(MLPEnergy(2, (8,)), x, build("cd", n_steps=1), steps=6, checkpoint_dir=tmp_path, checkpoint_every=1)
+    ebmlab.fit(MLPEnergy(2, (8,)), x, build("cd", steps=1), steps=6, checkpoint_dir=tmp_path, checkpoint_every=1)
     assert sorted(os.listdir(tmp_path)) == [CHECKPOINT_NAME]
 
 
@@ -113,7 +114,7 @@ def test_no_temporary_files_are_left_behind(tmp_path):
 def test_bad_training_options_raise_config_errors(kwargs, match):
     x = _gaussian_data(50, dtype=torch.float32).float()
     with pytest.raises(ConfigError, match=match):
-        ebmlab.fit(MLPEnergy(2, (4,)), x, build("cd", n_steps=1), **kwargs)
+        ebmlab.fit(MLPEnergy(2, (4,)), x, build("cd", steps=1), **kwargs)
 
 
 @pytest.mark.parametrize("bad, match", [(float("nan"), "non-finite"), (None, "2 rows")])
@@ -124,17 +125,16 @@ def test_bad_data_raises_data_error(bad, match):
     else:
         x[3, 1] = bad
     with pytest.raises(DataError, match=match):
-        ebmlab.fit(MLPEnergy(2, (4,)), x, build("cd", n_steps=1), steps=2)
+        ebmlab.fit(MLPEnergy(2, (4,)), x, build("cd", steps=1), steps=2)
 
 
 def test_ema_weights_are_loaded_at_the_end_and_csv_log_is_written(tmp_path):
     x = _gaussian_data(200, dtype=torch.float32).float()
-    torch.manual_seed(0)
-    a = MLPEnergy(2, (8,))
+    a = init_parameters_(MLPEnergy(2, (8,)), torch.Generator().manual_seed(0))
     b = MLPEnergy(2, (8,))
     b.load_state_dict(a.state_dict())
-    ebmlab.fit(a, x, build("cd", n_steps=2), steps=30, seed=1)
-    ebmlab.fit(b, x, build("cd", n_steps=2), steps=30, seed=1, ema=0.9, log_csv=tmp_path / "log.csv")
+    ebmlab.fit(a, x, build("cd", steps=2), steps=30, seed=1)
+    ebmlab.fit(b, x, build("cd", steps=2), steps=30, seed=1, ema=0.9, log_csv=tmp_path / "log.csv")
     # EMA weights differ from the raw ones but stay close to them
     diffs = [float((p - q).abs().max()) for p, q in zip(a.parameters(), b.parameters())]
     assert max(diffs) > 0
@@ -146,10 +146,10 @@ def test_ema_weights_are_loaded_at_the_end_and_csv_log_is_written(tmp_path):
 
 def _ddp_worker(rank, world, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.manual_seed(rank)  # different initial weights on purpose: fit must broadcast rank 0's
     x = _gaussian_data(400, seed=0, dtype=torch.float32).float()
-    e = MLPEnergy(2, (8,))
-    ebmlab.fit(e, x, build("cd", n_steps=2), steps=10, batch_size=32, seed=0, device="cpu")
+    # different initial weights on purpose: fit must broadcast rank 0's
+    e = init_parameters_(MLPEnergy(2, (8,)), torch.Generator().manual_seed(rank))
+    ebmlab.fit(e, x, build("cd", steps=2), steps=10, batch_size=32, seed=0, device="cpu")
     torch.save({k: v.clone() for k, v in e.state_dict().items()}, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 

@@ -89,7 +89,7 @@ def test_loss_value_and_gradient_match_importance_weights():
 def test_refresh_fires_only_when_ess_drops():
     x = gaussian_data(100, 3)
     energy = Quadratic(2, dtype=DT)
-    obj = MCMCMLE(sampler=ExactQuadraticSampler(), n_samples=500, ess_threshold=0.5, burn_in=1, n_steps=1)
+    obj = MCMCMLE(sampler=ExactQuadraticSampler(), n_samples=500, ess_threshold=0.5, burn_in=1, steps=1)
     g = torch.Generator().manual_seed(4)
     first = obj(energy, x, generator=g)
     assert obj.refreshes == 1 and first.stats["ess_fraction"] == pytest.approx(1.0)
@@ -107,9 +107,9 @@ def test_refresh_fires_only_when_ess_drops():
     assert float(obj.reference[:, 0].mean()) == pytest.approx(3.0, abs=4.5 / math.sqrt(500))
 
 
-def _fit(sampler, x, seed, n_samples=4000, n_steps=20):
+def _fit(sampler, x, seed, n_samples=4000, steps=20):
     energy = Quadratic(2, dtype=DT)
-    obj = MCMCMLE(sampler=sampler, n_samples=n_samples, n_steps=n_steps, burn_in=200, ess_threshold=0.5)
+    obj = MCMCMLE(sampler=sampler, n_samples=n_samples, steps=steps, burn_in=200, ess_threshold=0.5)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(energy.parameters(), lr=0.03)
     for step in range(700):
@@ -167,17 +167,21 @@ def test_build_defaults_and_state():
     assert torch.equal(other.reference, obj.reference) and other.refreshes == obj.refreshes
 
 
+def test_the_step_size_belongs_to_the_sampler_object():
+    with pytest.raises(ConfigError, match="bad options for objective 'mcmc_mle'.*step_size"):
+        build("mcmc_mle", step_size=0.1)
+    assert build("mcmc_mle", sampler=MALA(step_size=0.03)).sampler.step_size == 0.03
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"n_samples": 1}, "n_samples"),
-        ({"n_steps": 0}, "n_steps"),
+        ({"steps": 0}, "steps"),
         ({"ess_threshold": 0.0}, "ess_threshold"),
         ({"ess_threshold": 1.5}, "ess_threshold"),
-        ({"step_size": -0.1}, "step_size"),
         ({"sampler": "nope"}, "unknown sampler 'nope'"),
         ({"sampler": 3}, "sampler must be"),
-        ({"sampler": MALA(), "step_size": 0.1}, "applies only"),
         ({"burn_in": -1}, "burn_in"),
         ({"init": 5}, "init must be"),
         ({"init_noise": -1.0}, "init_noise"),

@@ -8,6 +8,8 @@ differences in float64.
 """
 import pytest
 import torch
+
+from ebmlab._core.random import init_parameters_
 from torch.func import functional_call
 
 from ebmlab.energies import Energy, MLPEnergy, NoiseConditionalMLPEnergy, Quadratic
@@ -56,12 +58,12 @@ OBJECTIVES = {
 
 
 def _energies():
-    torch.manual_seed(0)  # test network weights only
+    g = torch.Generator().manual_seed(0)  # test network weights only
     return {
-        "mlp": MLPEnergy(2, (5, 5), activation="softplus").double(),
-        "mlp_tanh": MLPEnergy(2, (4,), activation="tanh").double(),
+        "mlp": init_parameters_(MLPEnergy(2, (5, 5), activation="softplus"), g).double(),
+        "mlp_tanh": init_parameters_(MLPEnergy(2, (4,), activation="tanh"), g).double(),
         "quadratic": Quadratic(2, mean=[0.3, -0.2], precision=[[1.5, 0.4], [0.4, 0.8]], dtype=F64),
-        "noise_conditional": NoiseConditionalMLPEnergy(2, (5,)).double(),
+        "noise_conditional": init_parameters_(NoiseConditionalMLPEnergy(2, (5,)), g).double(),
     }
 
 

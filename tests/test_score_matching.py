@@ -16,6 +16,8 @@ bijection, so at L-BFGS convergence (gradient norm <= 1e-10) the distance to the
 import numpy as np
 import pytest
 import torch
+
+from ebmlab._core.random import init_parameters_
 from scipy import stats
 
 from ebmlab import ConfigError, DataError
@@ -46,8 +48,7 @@ def _gen(seed):
 
 
 def _mlp(seed=0, hidden=(16, 16)):
-    torch.manual_seed(seed)  # only for the test network's initial weights
-    return MLPEnergy(2, hidden).double()
+    return init_parameters_(MLPEnergy(2, hidden), torch.Generator().manual_seed(seed)).double()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,8 +329,7 @@ def test_noise_conditional_mlp_is_called_with_the_row_levels():
             seen["sigma"] = sigma
             return super().forward(x, sigma)
 
-    torch.manual_seed(0)
-    e = Spy(2, (8,)).double()
+    e = init_parameters_(Spy(2, (8,)), torch.Generator().manual_seed(0)).double()
     obj = DenoisingScoreMatching(sigmas=(1.0, 0.01, 4))
     out = obj(e, _data(64), generator=_gen(2))
     _, _, sig = obj.perturb(_data(64), _gen(2))
@@ -526,8 +526,7 @@ def test_registered_names():
 def test_noise_conditional_mlp_energy_forms_of_sigma():
     from ebmlab.energies import build_energy
 
-    torch.manual_seed(0)  # test network weights only
-    e = NoiseConditionalMLPEnergy(2, (8,), sigma=0.3).double()
+    e = init_parameters_(NoiseConditionalMLPEnergy(2, (8,), sigma=0.3), torch.Generator().manual_seed(0)).double()
     x = _data(6)
     by_default = e(x)
     assert by_default.shape == (6,)

@@ -10,7 +10,7 @@ Main entry points::
 
 Sub-packages: ``energies``, ``samplers``, ``objectives``, ``data``, ``metrics``, ``train``, ``ergm``, ``bench``.
 """
-from ._core.errors import ConfigError, DataError, EbmlabError, TrainingDivergedError
+from ._core.errors import ConfigError, DataError, EbmlabError, SamplingWarning, TrainingDivergedError
 
 __version__ = "0.1.0"
 
@@ -38,5 +38,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'ebmlab' has no attribute {name!r}")
 
 
-__all__ = ["ConfigError", "DataError", "EbmlabError", "TrainingDivergedError", "Energy", "EnergyModel", "fit",
+__all__ = ["ConfigError", "DataError", "EbmlabError", "SamplingWarning", "TrainingDivergedError", "Energy", "EnergyModel", "fit",
            "sample", *_SUBPACKAGES]

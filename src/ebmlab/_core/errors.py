@@ -21,3 +21,7 @@ class DataError(EbmlabError, ValueError):
 
 class TrainingDivergedError(EbmlabError, RuntimeError):
     """Training produced a non-finite loss or energy; the last good checkpoint is kept."""
+
+
+class SamplingWarning(UserWarning):
+    """Markov chains that look wrong: stuck chains (acceptance near zero), divergences."""

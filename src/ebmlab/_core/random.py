@@ -32,3 +32,38 @@ def randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.T
 
 def rand_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
     return torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=generator)
+
+
+def fresh_seed() -> int:
+    """A new 63-bit seed from the operating system's entropy (``os.urandom``), for runs given no seed.
+
+    Torch's global generator is neither read nor reseeded; record the
+    returned value so the run can be reproduced.
+    """
+    import os
+
+    return int.from_bytes(os.urandom(8), "little") & ((1 << 63) - 1)
+
+
+@torch.no_grad()
+def init_parameters_(module: torch.nn.Module, generator: torch.Generator) -> torch.nn.Module:
+    """Re-initialise every ``Linear`` / convolution layer of ``module`` in place from ``generator``.
+
+    The law is PyTorch's own default (``reset_parameters`` of ``nn.Linear`` and ``nn.ConvNd``: weights
+    Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)); biases U(-1/sqrt(fan_in),
+    1/sqrt(fan_in))), drawn from an explicit generator instead of the global RNG, so seeded weight
+    initialisation never touches ``torch.get_rng_state()``. Other parameters are left as constructed.
+    Returns ``module``.
+    """
+    import math
+
+    layers = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d,
+              torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+    for m in module.modules():
+        if isinstance(m, layers):
+            torch.nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                fan_in, _ = torch.nn.init._calculate_fan_in_and_fan_out(m.weight)
+                bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                torch.nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+    return module

@@ -23,7 +23,9 @@ import torch
 
 from .._core.errors import ConfigError
 from .._core.validation import check_int, check_positive, check_probability
-from ..samplers.base import Sampler, build as build_sampler
+from ..samplers.adaptation import DualAveraging, DualAveragingState
+from ..samplers.base import Sampler
+from ..samplers.driver import resolve_sampler, sample
 from .base import OBJECTIVES, LossOutput, Objective
 
 InitFn = Callable[[int, torch.Tensor, Optional[torch.Generator]], torch.Tensor]
@@ -54,7 +56,7 @@ class MCMCMLE(Objective):
 
     an estimate of -(ℓ(θ) - ℓ(ψ)) (Geyer & Thompson 1992).  Before each evaluation the ESS fraction of
     the weights w_j ∝ exp(U_ψ(y_j) - U_θ(y_j)) (:func:`importance_ess_fraction`) is computed; when it
-    is below ``ess_threshold`` the reference is refreshed: ``n_steps`` sampler steps under the current
+    is below ``ess_threshold`` the reference is refreshed: ``steps`` sampler steps under the current
     model U_θ, started from the old reference samples (persistent chains), then ψ := θ, i.e.
     U_ψ(y_j) := U_θ(y_j) (all weights equal again).
 
@@ -63,26 +65,26 @@ class MCMCMLE(Objective):
     N(0, ``init_noise``²) noise for continuous energies (no noise for ``energy.discrete``), followed by
     ``burn_in`` sampler steps under the initial model.
 
-    When the sampler is adaptive (has a ``target_accept``, e.g. MALA), its step size is adapted: after
-    every step of the initial burn-in, h ← h·exp(½(acceptance - target_accept)), then once per refresh,
-    h ← h·exp(mean acceptance - target_accept); within one refresh the kernel is fixed, so each refresh
-    is a valid MCMC run.  The adapted step size stays within [h0/100, 10·h0] of the sampler's own h0:
-    on a nearly flat untrained energy every proposal is accepted and unbounded adaptation would send
-    the chains far outside the data, where a network energy extrapolates arbitrarily.
+    All chains run through the one chain runner, :func:`ebmlab.samplers.sample`. When the sampler is adaptive
+    (MALA, HMC, RWM), its step size is tuned by dual averaging (:class:`~ebmlab.samplers.DualAveraging`, Hoffman &
+    Gelman 2014) during the initial burn-in; afterwards the same dual-averaging recursion is continued once per
+    refresh, on that refresh's mean acceptance, and the averaged step size h̄ is used for the next refresh, so
+    within one refresh the kernel is fixed and each refresh is a valid MCMC run.  The adapted step size stays
+    within [h0/100, 10·h0] of the sampler's own h0: on a nearly flat untrained energy every proposal is accepted
+    and unbounded adaptation would send the chains far outside the data, where a network energy extrapolates
+    arbitrarily.
 
     Parameters
     ----------
-    sampler : str or Sampler
-        Sampler name or object (default ``"mala"``; any sampler under the contract, e.g. Gibbs for
-        discrete exponential families).
+    sampler : Sampler or str
+        A sampler object or a registered name built once with its defaults (default ``"mala"``; any sampler under
+        the contract, e.g. Gibbs for discrete exponential families).
     n_samples : int
         Number n of reference samples (default 1000).
-    n_steps : int
+    steps : int
         Sampler steps per refresh (default 20).
     ess_threshold : float
         Refresh when ESS/n < ess_threshold, in (0, 1] (default 0.5; 1 refreshes every iteration).
-    step_size : float, optional
-        Step size when the sampler is given by name (default: 0.01).
     burn_in : int
         Sampler steps on the initial reference (default 100).
     init : callable, optional
@@ -96,19 +98,12 @@ class MCMCMLE(Objective):
     #: the default sampler (MALA) is continuous; with a Gibbs sampler MCMC-MLE works on {0,1} data
     continuous = True
 
-    def __init__(self, sampler: Union[str, Sampler] = "mala", n_samples: int = 1000, n_steps: int = 20,
-                 ess_threshold: float = 0.5, step_size: Optional[float] = None, burn_in: int = 100,
-                 init: Optional[InitFn] = None, init_noise: float = 0.1):
-        if isinstance(sampler, Sampler):
-            if step_size is not None:
-                raise ConfigError("step_size applies only when the sampler is given by name; set it on the Sampler object")
-            self.sampler = sampler
-        elif isinstance(sampler, str):
-            self.sampler = build_sampler(sampler, step_size=check_positive("step_size", 0.01 if step_size is None else step_size))
-        else:
-            raise ConfigError(f"sampler must be a sampler name or a Sampler object, got {sampler!r}")
+    def __init__(self, sampler: Union[str, Sampler] = "mala", n_samples: int = 1000, steps: int = 20,
+                 ess_threshold: float = 0.5, burn_in: int = 100, init: Optional[InitFn] = None,
+                 init_noise: float = 0.1):
+        self.sampler = resolve_sampler(sampler)
         self.n_samples = check_int("n_samples", n_samples, minimum=2)
-        self.n_steps = check_int("n_steps", n_steps, minimum=1)
+        self.steps = check_int("steps", steps, minimum=1)
         self.ess_threshold = check_probability("ess_threshold", ess_threshold, open_low=True)
         self.burn_in = check_int("burn_in", burn_in, minimum=0)
         if init is not None and not callable(init):
@@ -118,13 +113,23 @@ class MCMCMLE(Objective):
         self._ref: Optional[torch.Tensor] = None
         self._u_ref: Optional[torch.Tensor] = None
         self._step_size: Optional[float] = None
+        self._da_state: Optional[DualAveragingState] = None
         self.refreshes = 0
         self.last_acceptance = float("nan")
+        self.last_stuck_fraction = 0.0
 
     def __repr__(self) -> str:
-        return (f"MCMCMLE(sampler={self.sampler!r}, n_samples={self.n_samples}, n_steps={self.n_steps}, "
+        return (f"MCMCMLE(sampler={self.sampler!r}, n_samples={self.n_samples}, steps={self.steps}, "
                 f"ess_threshold={self.ess_threshold}, burn_in={self.burn_in}, init={self.init!r}, "
                 f"init_noise={self.init_noise})")
+
+    @property
+    def _adaptive(self) -> bool:
+        return bool(self.sampler.adaptive) and self.sampler.target_accept is not None
+
+    def _dual_averaging(self) -> DualAveraging:
+        h0 = float(self.sampler.step_size)
+        return DualAveraging(self.sampler.target_accept, bounds=(h0 / 100.0, 10.0 * h0))
 
     # -- reference samples -------------------------------------------------------------------------
     @property
@@ -144,43 +149,41 @@ class MCMCMLE(Objective):
             x0 = x0 + self.init_noise * torch.randn(x0.shape, dtype=x0.dtype, device=x0.device, generator=generator)
         return x0
 
-    def _run(self, energy, x0: torch.Tensor, n_steps: int, generator: Optional[torch.Generator],
-             adapt_every_step: bool = False) -> torch.Tensor:
-        state = self.sampler.init(energy, x0)
-        target = getattr(self.sampler, "target_accept", None)
-        adaptive = bool(getattr(self.sampler, "adaptive", False)) and target is not None
-        if self._step_size is not None and adaptive:
-            state = state.replace(step_size=self._step_size)
-        acc = 0.0
-        for _ in range(n_steps):
-            state, info = self.sampler.step(energy, state, generator=generator)
-            rate = float(info.acceptance_rate.detach().double().mean())
-            acc += rate
-            if adaptive and adapt_every_step:
-                h = self._clamp_step(float(state.step_size) * math.exp(0.5 * (rate - float(target))))
-                state = state.replace(step_size=h)
-        acc /= max(n_steps, 1)
-        self.last_acceptance = acc
-        if adaptive and n_steps > 0:
-            factor = 1.0 if adapt_every_step else math.exp(acc - float(target))
-            self._step_size = self._clamp_step(float(state.step_size) * factor)
-        return state.x.detach()
+    def _run(self, energy, x0: torch.Tensor, steps: int, generator: Optional[torch.Generator],
+             burn_in: bool = False) -> torch.Tensor:
+        adaptive = self._adaptive
+        if burn_in:
+            # the initial run: dual averaging from the sampler's own step size, every step
+            h0 = float(self.sampler.step_size) if adaptive else None
+            x, info = sample(energy, self.sampler, x0, 1, burn_in=steps, adapt=adaptive, keep="last", warn=False,
+                             step_size_bounds=(h0 / 100.0, 10.0 * h0) if adaptive else None, generator=generator)
+            if adaptive:
+                self._da_state = info.adaptation_state
+                self._step_size = float(info.step_size)
+        else:
+            x, info = sample(energy, self.sampler, x0, steps, adapt=False, keep="last", warn=False,
+                             step_size=self._step_size if adaptive else None, generator=generator)
+            if adaptive:
+                da = self._dual_averaging()
+                if self._da_state is None:
+                    self._da_state = da.init(float(info.step_size))
+                self._da_state = da.update(self._da_state, info.acceptance_rate)
+                self._step_size = float(da.final(self._da_state))
+        self.last_acceptance = info.acceptance_rate
+        self.last_stuck_fraction = info.stuck_fraction
+        return x.detach()
 
-    def _clamp_step(self, h: float) -> float:
-        """Keep an adapted step size within [h0/100, 10 h0] of the sampler's own step size h0."""
-        h0 = float(self.sampler.step_size)
-        return min(max(h, h0 / 100.0), 10.0 * h0)
-
-    def refresh(self, energy, generator: Optional[torch.Generator] = None, n_steps: Optional[int] = None,
+    def refresh(self, energy, generator: Optional[torch.Generator] = None, steps: Optional[int] = None,
                 burn_in: bool = False) -> None:
         """Re-sample the reference from the current model (persistent chains) and set ψ := θ.
 
-        ``burn_in=True`` (the initial run) adapts an adaptive sampler's step size after every step.
+        ``burn_in=True`` (the initial run) adapts an adaptive sampler's step size at every step.
         """
         if self._ref is None:
             raise ConfigError("MCMCMLE.refresh needs reference samples; call the objective on a data batch first")
-        self._ref = self._run(energy, self._ref, self.n_steps if n_steps is None else n_steps, generator,
-                              adapt_every_step=burn_in)
+        n = self.steps if steps is None else steps
+        if n > 0:
+            self._ref = self._run(energy, self._ref, n, generator, burn_in=burn_in)
         with torch.no_grad():
             self._u_ref = energy(self._ref).detach()
         self.refreshes += 1
@@ -189,7 +192,7 @@ class MCMCMLE(Objective):
     def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> LossOutput:
         if self._ref is None or self._ref.shape[1:] != batch.shape[1:]:
             self._ref = self._initial(energy, batch, generator)
-            self.refresh(energy, generator, n_steps=self.burn_in, burn_in=True)
+            self.refresh(energy, generator, steps=self.burn_in, burn_in=True)
         ref = self._ref.to(batch)
         u_ref_theta = energy(ref)
         log_w = self._u_ref.to(u_ref_theta) - u_ref_theta
@@ -216,6 +219,7 @@ class MCMCMLE(Objective):
             "energy_data": float(u_data.detach().mean()),
             "energy_ref": float(u_ref_theta.detach().mean()),
             "acceptance": self.last_acceptance,
+            "stuck_fraction": self.last_stuck_fraction,
         }
         if self._step_size is not None:
             stats["step_size"] = self._step_size
@@ -228,10 +232,14 @@ class MCMCMLE(Objective):
                  "refreshes": torch.tensor(self.refreshes, dtype=torch.int64)}
         if self._step_size is not None:
             state["step_size"] = torch.tensor(self._step_size, dtype=torch.float64)
+        if self._da_state is not None:
+            d = self._da_state
+            state["dual_averaging"] = torch.tensor([d.t, d.log_step, d.log_step_avg, d.error_avg, d.mu],
+                                                   dtype=torch.float64)
         return state
 
     def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
-        unknown = set(state) - {"reference", "reference_energy", "refreshes", "step_size"}
+        unknown = set(state) - {"reference", "reference_energy", "refreshes", "step_size", "dual_averaging"}
         if unknown:
             raise ValueError(f"unexpected keys in an MCMC-MLE state: {sorted(unknown)}")
         if "reference" in state:
@@ -240,6 +248,10 @@ class MCMCMLE(Objective):
             self.refreshes = int(state.get("refreshes", torch.tensor(0)))
         if "step_size" in state:
             self._step_size = float(state["step_size"])
+        if "dual_averaging" in state:
+            t, log_step, log_step_avg, error_avg, mu = (float(v) for v in state["dual_averaging"])
+            self._da_state = DualAveragingState(t=int(t), log_step=log_step, log_step_avg=log_step_avg,
+                                                error_avg=error_avg, mu=mu)
 
     def to(self, device=None) -> "MCMCMLE":
         if self._ref is not None and device is not None:

@@ -35,8 +35,9 @@ class SamplerState:
         U(x), cached.
     grad : Tensor[chains, *event_shape] or None
         grad_x U(x), cached (``None`` for gradient-free samplers).
-    step_size : float
-        Current step size (changed by adaptation during burn-in).
+    step_size : float or Tensor[chains]
+        Current step size (changed by adaptation during burn-in); one per chain for samplers with
+        ``per_chain_step_size``.
     extra : dict
         Sampler-specific state (momentum of kinetic Langevin, buffers of discrete samplers...).
     """
@@ -88,11 +89,15 @@ class Sampler:
         Whether the sampler needs grad_x U.
     adaptive : bool
         Whether the step size can be tuned toward a target acceptance (MALA, HMC, RWM).
+    per_chain_step_size : bool
+        Whether ``state.step_size`` may be a Tensor[chains] (one step size per chain, for
+        ``ebmlab.sample(..., adapt="per_chain")``).
     """
 
     name: str = ""
     uses_grad: bool = True
     adaptive: bool = False
+    per_chain_step_size: bool = False
     step_size: float = 0.0
     target_accept: Optional[float] = None
 
@@ -105,6 +110,14 @@ class Sampler:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
+
+
+def per_chain(step_size, like: torch.Tensor):
+    """A step size ready to multiply Tensor[chains, *event]: a float as is, a Tensor[chains] reshaped to
+    [chains, 1, ..., 1]."""
+    if isinstance(step_size, torch.Tensor):
+        return step_size.reshape(step_size.shape + (1,) * (like.ndim - 1))
+    return step_size
 
 
 def build(name: str, **kwargs: Any) -> Sampler:

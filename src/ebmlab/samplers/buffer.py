@@ -16,12 +16,12 @@ class ReplayBuffer:
     each one, independently with probability ``reinit_prob``, by a fresh draw from ``noise``
     (Du & Mordatch 2019 use 5%; it keeps the chains from collapsing onto few modes). After running
     the sampler from the returned states, write them back with :meth:`update`. The buffer is filled
-    lazily: the first :meth:`sample` fills all ``capacity`` rows from ``noise(capacity, generator)``,
+    lazily: the first :meth:`sample` fills all ``buffer_size`` rows from ``noise(buffer_size, generator)``,
     which also fixes the event shape, dtype and device.
 
     Parameters
     ----------
-    capacity : int
+    buffer_size : int
         Number of stored states, >= 1.
     reinit_prob : float
         Probability in [0, 1] that a sampled row is replaced by fresh noise.
@@ -35,16 +35,18 @@ class ReplayBuffer:
     >>> buf.update(idx, x + 0.1)
     """
 
-    def __init__(self, capacity: int, reinit_prob: float, noise: Callable[[int, Optional[torch.Generator]], torch.Tensor]):
-        self.capacity = check_int("capacity", capacity, minimum=1)
+    def __init__(self, buffer_size: int, reinit_prob: float, noise: Callable[[int, Optional[torch.Generator]], torch.Tensor]):
+        self.buffer_size = check_int("buffer_size", buffer_size, minimum=1)
         self.reinit_prob = check_probability("reinit_prob", reinit_prob)
         if not callable(noise):
             raise ConfigError(f"noise must be a callable noise(n, generator) -> Tensor[n, ...], got {noise!r}")
         self.noise = noise
         self.data: Optional[torch.Tensor] = None
+        #: fraction of the rows returned by the last :meth:`sample` that were fresh noise
+        self.last_reinit_fraction = 0.0
 
     def __len__(self) -> int:
-        return 0 if self.data is None else self.capacity
+        return 0 if self.data is None else self.buffer_size
 
     def _draw_noise(self, n: int, generator: Optional[torch.Generator]) -> torch.Tensor:
         x = self.noise(n, generator)
@@ -59,7 +61,7 @@ class ReplayBuffer:
         return x.detach()
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` <= capacity distinct rows; each is fresh noise with probability ``reinit_prob``.
+        """Draw ``n`` <= buffer_size distinct rows; each is fresh noise with probability ``reinit_prob``.
 
         Returns
         -------
@@ -68,22 +70,25 @@ class ReplayBuffer:
         idx : Tensor[n] (int64)
             The rows drawn, to pass to :meth:`update`.
         """
-        n = check_int("n", n, minimum=1, maximum=self.capacity)
+        n = check_int("n", n, minimum=1, maximum=self.buffer_size)
         if self.data is None:
-            self.data = self._draw_noise(self.capacity, generator).clone()
+            self.data = self._draw_noise(self.buffer_size, generator).clone()
         device = self.data.device
         gdev = generator.device if generator is not None else device
-        idx = torch.randperm(self.capacity, generator=generator, device=gdev)[:n].to(device)
+        idx = torch.randperm(self.buffer_size, generator=generator, device=gdev)[:n].to(device)
         x = self.data[idx]
         if self.reinit_prob > 0:
             fresh = self._draw_noise(n, generator).to(device)
             u = torch.rand(n, generator=generator, device=gdev).to(device)
-            mask = (u < self.reinit_prob).reshape((n,) + (1,) * (x.ndim - 1))
-            x = torch.where(mask, fresh, x)
+            fresh_rows = u < self.reinit_prob
+            self.last_reinit_fraction = float(fresh_rows.float().mean())
+            x = torch.where(fresh_rows.reshape((n,) + (1,) * (x.ndim - 1)), fresh, x)
+        else:
+            self.last_reinit_fraction = 0.0
         return x, idx
 
     def update(self, idx: torch.Tensor, x: torch.Tensor) -> None:
-        """Store ``x`` (detached) in rows ``idx``."""
+        """Store ``x`` (detached) in rows ``idx``, in place (the buffer is never copied)."""
         if self.data is None:
             raise ConfigError("ReplayBuffer.update called before sample(): there are no rows to update yet")
         if x.shape[0] != idx.shape[0] or x.shape[1:] != self.data.shape[1:]:
@@ -95,12 +100,12 @@ class ReplayBuffer:
 
     def state_dict(self) -> Dict[str, Any]:
         """Tensors and settings (the ``noise`` callable is not saved: pass it to the constructor)."""
-        return {"capacity": self.capacity, "reinit_prob": self.reinit_prob, "data": self.data}
+        return {"buffer_size": self.buffer_size, "reinit_prob": self.reinit_prob, "data": self.data}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         data = state.get("data")
-        if data is not None and (not isinstance(data, torch.Tensor) or data.shape[0] != int(state["capacity"])):
-            raise DataError("ReplayBuffer state has data whose row count does not match its capacity")
-        self.capacity = check_int("capacity", state["capacity"], minimum=1)
+        if data is not None and (not isinstance(data, torch.Tensor) or data.shape[0] != int(state["buffer_size"])):
+            raise DataError("ReplayBuffer state has data whose row count does not match its buffer_size")
+        self.buffer_size = check_int("buffer_size", state["buffer_size"], minimum=1)
         self.reinit_prob = check_probability("reinit_prob", state["reinit_prob"])
         self.data = None if data is None else data.detach().clone()

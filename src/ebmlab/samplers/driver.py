@@ -1,20 +1,33 @@
-"""The sampling driver: burn-in (with step-size adaptation), thinning, bookkeeping."""
+"""The chain runner: the one loop over sampler steps in ebmlab.
+
+Every routine that runs Markov chains — :func:`sample` for users, the MCMC objectives (CD, PCD, short-run MLE,
+MCMC-MLE), and later generators, inference and applications — calls :func:`sample` here; nothing else in the
+library loops over ``sampler.step``. It owns burn-in with step-size adaptation (one mechanism: dual averaging,
+:class:`~ebmlab.samplers.adaptation.DualAveraging`, globally or per chain), thinning, storage of the draws (all of
+them, or only the last state), acceptance / divergence bookkeeping, the stuck-chain diagnostic and progress.
+"""
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple, Union
 
 import torch
 
-from .._core.errors import ConfigError
+from .._core.errors import ConfigError, SamplingWarning
 from .._core.random import as_generator
-from .._core.validation import check_int
-from .adaptation import DualAveraging
+from .._core.validation import check_int, check_positive, check_probability
+from .adaptation import DualAveraging, DualAveragingState
 from .base import SAMPLERS, Info, Sampler, SamplerState
 
 _CHUNK = 64  # steps between bookkeeping flushes in the sampling loop
+_KEEP = ("all", "last")
+_ADAPT = (None, True, False, "global", "per_chain")
+
+#: a chain whose mean post-burn-in acceptance probability is below this is reported as stuck
+STUCK_THRESHOLD = 0.05
 
 
 @dataclass(frozen=True)
@@ -29,19 +42,29 @@ class SampleInfo:
     acceptance_per_chain : Tensor[chains]
         The same mean, per chain.
     step_size : float
-        Step size used after burn-in (the dual-averaging result when adapted).
+        Step size used after burn-in: the dual-averaging result when adapted, the sampler's own (or the
+        ``step_size`` argument) exactly otherwise; with per-chain adaptation, the median over chains.
+    step_size_per_chain : Tensor[chains] or None
+        The per-chain step sizes after burn-in (``adapt="per_chain"`` only).
     n_grad_evals : int
         Energy(-and-gradient) evaluations in total (init, burn-in and sampling), per batch of chains.
     divergences : int
         Divergent transitions after burn-in, summed over chains.
+    stuck_chains : int
+        Chains whose mean post-burn-in acceptance probability is below ``stuck_threshold`` (0 for samplers
+        without an accept step).
+    stuck_threshold : float
+        The threshold used for ``stuck_chains``.
     wall_time : float
         Seconds spent in :func:`sample`.
     steps, burn_in, thin : int
         The run's settings.
-    adapted : bool
-        Whether the step size was tuned during burn-in.
+    adapted : bool or str
+        ``False``, ``"global"`` (one step size tuned on the mean acceptance over chains) or ``"per_chain"``.
     state : SamplerState
         The final state (pass ``state.x`` as ``x0`` to continue the chains).
+    adaptation_state : DualAveragingState or None
+        The dual-averaging state at the end of burn-in (to continue adapting across runs, as MCMC-MLE does).
     """
 
     acceptance_rate: float
@@ -53,8 +76,48 @@ class SampleInfo:
     steps: int
     burn_in: int
     thin: int
-    adapted: bool
+    adapted: Union[bool, str]
     state: SamplerState
+    step_size_per_chain: Optional[torch.Tensor] = None
+    stuck_chains: int = 0
+    stuck_threshold: float = STUCK_THRESHOLD
+    adaptation_state: Optional[DualAveragingState] = None
+
+    @property
+    def stuck_fraction(self) -> float:
+        """``stuck_chains`` / number of chains."""
+        return self.stuck_chains / max(int(self.acceptance_per_chain.numel()), 1)
+
+
+def resolve_sampler(sampler: Union[Sampler, str]) -> Sampler:
+    """A :class:`Sampler` object from a sampler or a registered name (built with its defaults, where the one
+    default step size of each sampler lives). Anything else is a :class:`ConfigError`."""
+    if isinstance(sampler, str):
+        return SAMPLERS.build(sampler)
+    if not isinstance(sampler, Sampler):
+        raise ConfigError(f"sampler must be a Sampler or a registered name ({', '.join(SAMPLERS.names())}), got {sampler!r}")
+    return sampler
+
+
+def _resolve_adapt(adapt, sampler: Sampler, burn_in: int) -> Union[bool, str]:
+    if adapt not in _ADAPT or (adapt is not None and not isinstance(adapt, (bool, str))):
+        raise ConfigError(f"adapt must be None, True, False, 'global' or 'per_chain', got {adapt!r}")
+    if adapt is None:
+        return "global" if (sampler.adaptive and burn_in > 0) else False
+    if adapt is False:
+        return False
+    mode = "global" if adapt is True else adapt
+    if not sampler.adaptive:
+        raise ConfigError(f"adapt={adapt!r} but sampler {type(sampler).__name__} has no acceptance to target; use adapt=False")
+    if burn_in == 0:
+        raise ConfigError(f"adapt={adapt!r} needs burn_in > 0 (the step size is tuned during burn-in)")
+    if sampler.target_accept is None:
+        raise ConfigError(f"adapt={adapt!r} needs sampler.target_accept to be set, got None for {type(sampler).__name__}")
+    if mode == "per_chain" and not getattr(sampler, "per_chain_step_size", False):
+        raise ConfigError(f"adapt='per_chain' needs a sampler that accepts one step size per chain "
+                          f"({', '.join(n for n in SAMPLERS.names() if getattr(SAMPLERS.get(n), 'per_chain_step_size', False))}); "
+                          f"{type(sampler).__name__} does not")
+    return mode
 
 
 def sample(
@@ -62,20 +125,32 @@ def sample(
     sampler: Union[Sampler, str],
     x0: torch.Tensor,
     steps: int,
+    *,
     burn_in: int = 0,
     thin: int = 1,
     generator: Union[torch.Generator, int, None] = None,
-    adapt: Optional[bool] = None,
+    adapt: Union[bool, str, None] = None,
+    step_size: Union[float, torch.Tensor, None] = None,
+    step_size_bounds: Optional[Tuple[float, float]] = None,
+    keep: str = "all",
+    stuck_threshold: float = STUCK_THRESHOLD,
+    warn: bool = True,
     progress: bool = False,
     callback: Optional[Callable[[int, SamplerState, Info], None]] = None,
 ) -> Tuple[torch.Tensor, SampleInfo]:
     """Run ``burn_in + steps`` steps of ``sampler`` on chains started at ``x0`` and keep every
-    ``thin``-th post-burn-in state.
+    ``thin``-th post-burn-in state (``keep="all"``) or only the final one (``keep="last"``).
 
-    During burn-in, when ``adapt`` is on, the step size is tuned toward ``sampler.target_accept``
-    by dual averaging (:class:`~ebmlab.samplers.adaptation.DualAveraging`, Hoffman & Gelman 2014,
-    Alg. 5) on the mean acceptance over chains, then frozen at the averaged value h̄ for the
-    sampling phase, so the kept draws come from a fixed, valid kernel.
+    During burn-in, when adaptation is on, the step size is tuned toward ``sampler.target_accept`` by dual
+    averaging (:class:`~ebmlab.samplers.adaptation.DualAveraging`; Hoffman & Gelman 2014, Alg. 5), then frozen at
+    the averaged value h̄ for the sampling phase, so the kept draws come from a fixed, valid kernel.
+    ``adapt="global"`` (or ``True``) tunes one step size on the mean acceptance over chains;
+    ``adapt="per_chain"`` runs one dual-averaging recursion per chain on that chain's own acceptance, for batches
+    of chains that target different distributions (e.g. posteriors for many observations) or that start in
+    regions of very different curvature. ``adapt=False`` keeps the step size exactly.
+
+    After sampling, chains whose mean acceptance probability is below ``stuck_threshold`` are counted in
+    ``SampleInfo.stuck_chains`` and, with ``warn=True``, reported by a :class:`ebmlab.SamplingWarning`.
 
     Parameters
     ----------
@@ -90,40 +165,44 @@ def sample(
     burn_in : int
         Steps discarded first (and used for adaptation), >= 0.
     thin : int
-        Keep post-burn-in steps 0, thin, 2 thin, ...: ``ceil(steps / thin)`` draws.
+        With ``keep="all"``, keep post-burn-in steps 0, thin, 2 thin, ...: ``ceil(steps / thin)`` draws.
     generator : torch.Generator or int, optional
         Randomness (an int is a seed for a fresh generator). The same seed gives the same draws.
-    adapt : bool, optional
-        Tune the step size during burn-in. Default: ``sampler.adaptive and burn_in > 0``.
+    adapt : {None, False, True, "global", "per_chain"}
+        Step-size adaptation during burn-in. Default (``None``): ``"global"`` if the sampler is adaptive and
+        ``burn_in > 0``, else off.
+    step_size : float or Tensor[chains], optional
+        Initial step size (default: the sampler's own ``step_size``); a tensor gives one per chain.
+    step_size_bounds : (float, float), optional
+        Keep the adapted step size within (h_min, h_max) (``DualAveraging(bounds=...)``).
+    keep : {"all", "last"}
+        Return every kept draw, Tensor[draws, chains, *event], or only the final state, Tensor[chains, *event]
+        (no storage: what CD/PCD/MCMC-MLE use).
+    stuck_threshold : float
+        Acceptance below which a chain counts as stuck (default 0.05).
+    warn : bool
+        Warn about stuck chains and divergences (objectives pass ``False`` and report them in their stats).
     progress : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar (written to stderr, terminal or not).
     callback : callable, optional
         ``callback(i, state, info)`` after every step i = 0 .. burn_in + steps - 1.
 
     Returns
     -------
-    x : Tensor[draws, chains, *event_shape]
-        Kept draws, same dtype and device as ``x0``, not attached to any autograd graph.
+    x : Tensor[draws, chains, *event_shape] or Tensor[chains, *event_shape]
+        Kept draws (``keep="all"``) or the final positions (``keep="last"``), same dtype and device as ``x0``,
+        not attached to any autograd graph.
     info : SampleInfo
     """
     t_start = time.perf_counter()
-    if isinstance(sampler, str):
-        sampler = SAMPLERS.build(sampler)
-    if not isinstance(sampler, Sampler):
-        raise ConfigError(f"sampler must be a Sampler or a registered name ({', '.join(SAMPLERS.names())}), got {sampler!r}")
+    sampler = resolve_sampler(sampler)
     steps = check_int("steps", steps, minimum=1)
     burn_in = check_int("burn_in", burn_in, minimum=0)
     thin = check_int("thin", thin, minimum=1)
-    if adapt is None:
-        adapt = bool(sampler.adaptive) and burn_in > 0
-    elif not isinstance(adapt, bool):
-        raise ConfigError(f"adapt must be True, False or None, got {adapt!r}")
-    if adapt and not sampler.adaptive:
-        raise ConfigError(f"adapt=True but sampler {type(sampler).__name__} has no acceptance to target; use adapt=False")
-    if adapt and burn_in == 0:
-        raise ConfigError("adapt=True needs burn_in > 0 (the step size is tuned during burn-in)")
-    if adapt and sampler.target_accept is None:
-        raise ConfigError(f"adapt=True needs sampler.target_accept to be set, got None for {type(sampler).__name__}")
+    if keep not in _KEEP:
+        raise ConfigError(f"keep must be one of {', '.join(map(repr, _KEEP))}, got {keep!r}")
+    stuck_threshold = check_probability("stuck_threshold", stuck_threshold)
+    mode = _resolve_adapt(adapt, sampler, burn_in)
     generator = as_generator(generator, device=x0.device if isinstance(x0, torch.Tensor) else None)
 
     total = burn_in + steps
@@ -135,31 +214,44 @@ def sample(
 
     with torch.no_grad():
         state = sampler.init(energy, x0)
+        if step_size is not None:
+            state = state.replace(step_size=_initial_step(step_size, state.x))
+        if isinstance(state.step_size, torch.Tensor) and not getattr(sampler, "per_chain_step_size", False):
+            raise ConfigError(f"{type(sampler).__name__} takes one float step size, not one per chain")
+        if mode == "per_chain" and not isinstance(state.step_size, torch.Tensor):
+            state = state.replace(step_size=torch.full(state.x.shape[:1], float(state.step_size),
+                                                       dtype=state.x.dtype, device=state.x.device))
         n_evals = 1
         it = 0
+        da_state = None
         if burn_in > 0:
-            da = DualAveraging(sampler.target_accept) if adapt else None
-            da_state = da.init(state.step_size) if adapt else None
+            da = DualAveraging(sampler.target_accept, bounds=step_size_bounds) if mode else None
+            da_state = da.init(state.step_size) if mode else None
             for _ in range(burn_in):
                 state, info = sampler.step(energy, state, generator=generator)
                 n_evals += info.n_grad_evals
-                if adapt:
+                if mode == "global":
                     da_state = da.update(da_state, info.acceptance_rate.mean().item())
                     state = state.replace(step_size=da_state.step_size)
+                elif mode == "per_chain":
+                    da_state = da.update(da_state, info.acceptance_rate)
+                    state = state.replace(step_size=da_state.step_size.to(state.x.dtype))
                 if callback is not None:
                     callback(it, state, info)
                 if bar is not None:
                     bar.update(1)
                 it += 1
-            if adapt:
-                state = state.replace(step_size=da.final(da_state))
+            if mode:
+                final = da.final(da_state)
+                state = state.replace(step_size=final.to(state.x.dtype) if isinstance(final, torch.Tensor) else final)
 
-        # Bookkeeping in chunks: kept states (new tensors every step, never modified by a pure
-        # sampler) and per-step acceptance / divergence flags are collected by reference and
-        # written or summed once per chunk, which saves three small kernels per step.
+        # Bookkeeping in chunks: kept states (new tensors every step, never modified by a pure sampler) and
+        # per-step acceptance / divergence flags are collected by reference and written or summed once per chunk,
+        # which saves three small kernels per step.
         x = state.x
+        store = keep == "all"
         draws = math.ceil(steps / thin)
-        out = torch.empty((draws,) + tuple(x.shape), dtype=x.dtype, device=x.device)
+        out = torch.empty((draws,) + tuple(x.shape), dtype=x.dtype, device=x.device) if store else None
         acc_sum = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         div_sum = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
         kept, rates, divs = [], [], []
@@ -169,13 +261,13 @@ def sample(
             n_evals += info.n_grad_evals
             rates.append(info.acceptance_rate)
             divs.append(info.divergent)
-            if i % thin == 0:
+            if store and i % thin == 0:
                 kept.append(state.x)
             if len(rates) == _CHUNK or i == steps - 1:
                 acc_sum += torch.stack(rates).sum(0)
                 div_sum += torch.stack(divs).sum(0)
                 rates, divs = [], []
-            if len(kept) == _CHUNK or (i == steps - 1 and kept):
+            if store and (len(kept) == _CHUNK or (i == steps - 1 and kept)):
                 torch.stack(kept, out=out[k : k + len(kept)])
                 k += len(kept)
                 kept = []
@@ -187,17 +279,47 @@ def sample(
     if bar is not None:
         bar.close()
     per_chain = acc_sum / steps
+    stuck = int((per_chain < stuck_threshold).sum()) if stuck_threshold > 0 else 0
+    h = state.step_size
+    h_chain = h.detach().clone() if isinstance(h, torch.Tensor) else None
     result = SampleInfo(
         acceptance_rate=float(per_chain.mean()),
         acceptance_per_chain=per_chain,
-        step_size=float(state.step_size),
+        step_size=float(h.median()) if h_chain is not None else float(h),
         n_grad_evals=n_evals,
         divergences=int(div_sum.sum()),
         wall_time=time.perf_counter() - t_start,
         steps=steps,
         burn_in=burn_in,
         thin=thin,
-        adapted=adapt,
+        adapted=mode,
         state=state,
+        step_size_per_chain=h_chain,
+        stuck_chains=stuck,
+        stuck_threshold=stuck_threshold,
+        adaptation_state=da_state,
     )
-    return out, result
+    if warn and stuck:
+        n = per_chain.numel()
+        hint = ("; adapt='per_chain' tunes one step size per chain" if getattr(sampler, "per_chain_step_size", False)
+                and mode != "per_chain" else "")
+        warnings.warn(
+            f"{stuck} of {n} chains ({100.0 * stuck / n:.1f}%) of {type(sampler).__name__} accepted fewer than "
+            f"{100 * stuck_threshold:g}% of their proposals after burn-in (mean acceptance {result.acceptance_rate:.3f}): "
+            f"those chains are stuck and their draws are not from the target. Use a smaller step size, a longer "
+            f"burn_in{hint}, or start the chains nearer the mass (SampleInfo.acceptance_per_chain says which)",
+            SamplingWarning, stacklevel=2)
+    return (out if store else state.x), result
+
+
+def _initial_step(step_size, x: torch.Tensor):
+    if isinstance(step_size, torch.Tensor):
+        h = step_size.detach().to(dtype=x.dtype, device=x.device)
+        if h.ndim == 0:
+            return float(check_positive("step_size", float(h)))
+        if h.shape != x.shape[:1]:
+            raise ConfigError(f"a per-chain step_size must have shape [chains] = {tuple(x.shape[:1])}, got {tuple(h.shape)}")
+        if not bool(torch.isfinite(h).all()) or not bool((h > 0).all()):
+            raise ConfigError("every per-chain step_size must be finite and > 0")
+        return h
+    return check_positive("step_size", step_size)

@@ -45,6 +45,7 @@ class HMC(Sampler):
     name = "hmc"
     uses_grad = True
     adaptive = True
+    per_chain_step_size = True
 
     def __init__(
         self,

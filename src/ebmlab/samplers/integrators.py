@@ -56,15 +56,25 @@ def check_mass(mass):
     return mass if isinstance(mass, torch.Tensor) else (float(mass) if m.ndim == 0 else m)
 
 
-def position_update(x: torch.Tensor, p: torch.Tensor, dt: float, inv_mass: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """A step: x + dt · M⁻¹ p."""
+def _per_chain(dt, like: torch.Tensor):
+    """dt as is (float), or a Tensor[chains] reshaped to broadcast over the event dimensions of ``like``."""
+    return dt.reshape(dt.shape + (1,) * (like.ndim - 1)) if isinstance(dt, torch.Tensor) else dt
+
+
+def position_update(x: torch.Tensor, p: torch.Tensor, dt, inv_mass: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """A step: x + dt · M⁻¹ p (dt a float, or a Tensor[chains] of per-chain step sizes)."""
+    if isinstance(dt, torch.Tensor):
+        dt = _per_chain(dt, x)
+        return x + dt * p if inv_mass is None else x + dt * inv_mass * p
     if inv_mass is None:
         return torch.add(x, p, alpha=dt)
     return x + dt * inv_mass * p
 
 
-def momentum_update(p: torch.Tensor, grad: torch.Tensor, dt: float) -> torch.Tensor:
-    """B step: p - dt · grad U(x)."""
+def momentum_update(p: torch.Tensor, grad: torch.Tensor, dt) -> torch.Tensor:
+    """B step: p - dt · grad U(x) (dt a float, or a Tensor[chains])."""
+    if isinstance(dt, torch.Tensor):
+        return p - _per_chain(dt, p) * grad
     return torch.add(p, grad, alpha=-dt)
 
 
@@ -103,7 +113,7 @@ def leapfrog(
     x: torch.Tensor,
     p: torch.Tensor,
     grad: torch.Tensor,
-    step_size: float,
+    step_size,
     n_steps: int,
     inv_mass: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -113,7 +123,8 @@ def leapfrog(
         x_1     = x_0 + h M⁻¹ p_{1/2}
         p_1     = p_{1/2} - (h/2) grad U(x_1)
 
-    with consecutive half kicks merged into full kicks. Costs exactly ``n_steps`` calls of
+    with consecutive half kicks merged into full kicks (``step_size`` a float, or a Tensor[chains] of per-chain
+    step sizes). Costs exactly ``n_steps`` calls of
     ``energy.energy_and_grad`` (the gradient at the start, ``grad``, is given).
 
     Returns
@@ -121,7 +132,7 @@ def leapfrog(
     x, p, energy, grad
         End point, end momentum, U and grad U at the end point.
     """
-    h = float(step_size)
+    h = step_size if isinstance(step_size, torch.Tensor) else float(step_size)
     p = momentum_update(p, grad, 0.5 * h)
     u = None
     for i in range(n_steps):

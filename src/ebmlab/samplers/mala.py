@@ -8,7 +8,7 @@ import torch
 
 from .._core.validation import check_positive, check_probability
 from .accept import event_sum, metropolis_hastings, sanitize_energy, select
-from .base import SAMPLERS, Info, Sampler, SamplerState
+from .base import SAMPLERS, Info, Sampler, SamplerState, per_chain
 from .initial_state import initial_state
 
 
@@ -32,7 +32,8 @@ class MALA(Sampler):
     Parameters
     ----------
     step_size : float
-        h > 0 (the initial value when the driver adapts it).
+        h > 0 (the initial value when the driver adapts it). ``state.step_size`` may also be a
+        Tensor[chains] (one h per chain, ``ebmlab.sample(..., adapt="per_chain")``).
     target_accept : float
         Mean acceptance targeted by dual averaging during burn-in; 0.574 is optimal for MALA in
         high dimension (Roberts & Rosenthal 1998).
@@ -41,6 +42,7 @@ class MALA(Sampler):
     name = "mala"
     uses_grad = True
     adaptive = True
+    per_chain_step_size = True
 
     def __init__(self, step_size: float = 0.1, target_accept: float = 0.574):
         self.step_size = check_positive("step_size", step_size)
@@ -53,16 +55,24 @@ class MALA(Sampler):
         h = state.step_size
         x, u_x, g_x = state.x, state.energy, state.grad
         xi = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-        y = torch.add(x, g_x, alpha=-h).add_(xi, alpha=math.sqrt(2.0 * h))
+        per = isinstance(h, torch.Tensor)  # one step size per chain
+        if per:
+            hb = per_chain(h, x)
+            y = x - hb * g_x + torch.sqrt(2.0 * hb) * xi
+        else:
+            y = torch.add(x, g_x, alpha=-h).add_(xi, alpha=math.sqrt(2.0 * h))
         u_y, g_y = energy.energy_and_grad(y)
         u_y, divergent = sanitize_energy(u_y)  # non-finite -> +inf: rejected
         # log q(x|y) - log q(y|x) = ½|ξ|² - |h (g_x + g_y) - sqrt(2h) ξ|² / (4h)
         #                         = sqrt(h/2) · s·(ξ - sqrt(h/8) s),  s = g_x + g_y
         # (expanded so that the two O(d) terms never cancel numerically)
-        c = math.sqrt(0.5 * h)
         s = g_x + g_y
-        w = torch.add(xi, s, alpha=-math.sqrt(h / 8.0))
-        log_ratio = torch.add(u_x - u_y, event_sum(s * w), alpha=c)
+        if per:
+            w = xi - torch.sqrt(hb / 8.0) * s
+            log_ratio = (u_x - u_y) + torch.sqrt(0.5 * h) * event_sum(s * w)
+        else:
+            w = torch.add(xi, s, alpha=-math.sqrt(h / 8.0))
+            log_ratio = torch.add(u_x - u_y, event_sum(s * w), alpha=math.sqrt(0.5 * h))
         accepted, rate = metropolis_hastings(log_ratio, generator)
         new = SamplerState(
             x=select(accepted, y, x),

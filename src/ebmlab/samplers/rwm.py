@@ -7,7 +7,7 @@ import torch
 
 from .._core.validation import check_positive, check_probability
 from .accept import metropolis_hastings, sanitize_energy, select
-from .base import SAMPLERS, Info, Sampler, SamplerState
+from .base import SAMPLERS, Info, Sampler, SamplerState, per_chain
 from .initial_state import initial_state
 
 
@@ -32,6 +32,7 @@ class RandomWalkMetropolis(Sampler):
     name = "rwm"
     uses_grad = False
     adaptive = True
+    per_chain_step_size = True
 
     def __init__(self, step_size: float = 0.5, target_accept: float = 0.234):
         self.step_size = check_positive("step_size", step_size)
@@ -44,7 +45,7 @@ class RandomWalkMetropolis(Sampler):
         s = state.step_size
         x, u_x = state.x, state.energy
         xi = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-        y = torch.add(x, xi, alpha=s)
+        y = torch.add(x, xi, alpha=s) if not isinstance(s, torch.Tensor) else x + per_chain(s, x) * xi
         with torch.no_grad():
             u_y = energy(y)
         u_y, divergent = sanitize_energy(u_y)  # non-finite -> +inf: rejected

@@ -71,6 +71,15 @@ def average_gradients(params: Iterable[torch.Tensor]) -> None:
         offset += n
 
 
+def broadcast_int(value: int) -> int:
+    """Rank 0's ``value`` on every process (the value itself when not distributed)."""
+    if not is_distributed():
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64)
+    dist.broadcast(t, src=0)
+    return int(t)
+
+
 def all_reduce_mean(value: float) -> float:
     if not is_distributed():
         return value

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import torch
 
 from .._core.errors import ConfigError, DataError, TrainingDivergedError
+from .._core.random import fresh_seed
 from .._core.validation import check_data, check_int, check_positive, check_probability
 from . import distributed as dist_utils
 from .checkpoint import (
@@ -126,6 +127,8 @@ def fit(
         at the end (the raw weights are saved in checkpoints alongside).
     seed : int, optional
         Seed of the training generator (minibatches, MCMC, noise); in a distributed run, rank r uses ``seed + r``.
+        ``None`` draws a fresh seed from the operating system (the global torch RNG is never read or reseeded) and
+        records it as ``History.seed`` and in the checkpoints, so the run can be repeated exactly.
     device : str, optional
         ``"auto"`` (default: CUDA if available), ``"cpu"``, ``"cuda"``.
     eval_every, eval_fn : run ``eval_fn(energy, step) -> dict`` every ``eval_every`` iterations (and at the end);
@@ -193,16 +196,20 @@ def fit(
     dist_utils.broadcast_parameters(params + extra)
     ema_state = _EMA(energy, ema) if ema is not None else None
 
+    if seed is None:
+        # A fresh seed from the OS (torch's global generator is neither read nor reseeded), shared by every rank
+        # and recorded in the history and the checkpoints, so the run can be reproduced with seed=history.seed.
+        seed = dist_utils.broadcast_int(fresh_seed())
+    history = History(seed=int(seed))
     gen = torch.Generator(device=dev)
-    base_seed = (0 if seed is None else int(seed)) + rank
-    gen.manual_seed(base_seed if seed is not None else torch.seed() + rank)
+    base_seed = int(seed) + rank
+    gen.manual_seed(base_seed)
     idx_gen = torch.Generator(device="cpu")
-    idx_gen.manual_seed(base_seed + 7919 if seed is not None else torch.seed())
+    idx_gen.manual_seed(base_seed + 7919)
 
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt_dir is not None and checkpoint_every is None:
         checkpoint_every = max(1, steps // 10)
-    history = History()
     n = data.shape[0]
     order: Dict[str, Any] = {"perm": None, "pos": 0}
 
@@ -240,6 +247,8 @@ def fit(
             order["perm"] = rng[f"perm{rank}"].long()
             order["pos"] = int(meta.get("perm_pos", 0))
         start_step = int(meta["step"])
+        if meta.get("seed") is not None:
+            history.seed = int(meta["seed"])
         previous_time = float(meta.get("wall_time_total", 0.0))
         h = meta.get("history", {})
         history.steps, history.loss = list(h.get("steps", [])), list(h.get("loss", []))
@@ -268,6 +277,7 @@ def fit(
         meta = {
             "step": step,
             "steps": steps,
+            "seed": history.seed,
             "wall_time_total": previous_time + elapsed,
             "perm_pos": order["pos"],
             "optimizer": optim_meta,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 
 @dataclass
@@ -26,6 +26,9 @@ class History:
         Seconds including earlier runs that this one resumed.
     stopped_early : bool
         True if a callback asked to stop.
+    seed : int or None
+        The training seed actually used (drawn from the OS when ``fit(seed=None)``): ``fit(..., seed=history.seed)``
+        repeats the run.
     """
 
     steps: List[int] = field(default_factory=list)
@@ -35,6 +38,7 @@ class History:
     wall_time: float = 0.0
     wall_time_total: float = 0.0
     stopped_early: bool = False
+    seed: Optional[int] = None
 
     def to_csv(self, path) -> None:
         keys: List[str] = []
