@@ -33,7 +33,7 @@ from .._core.validation import check_int
 from ..energies import Energy, MLPEnergy
 from ..samplers import HMC, MALA, ULA, KineticLangevin, RandomWalkMetropolis, sample
 from ..energies.analytic import GaussianMixture
-from .seeded import reseed_linear_layers
+from .._core.random import init_parameters_
 from .timing import allocator_env, interleaved_ratio
 
 #: per-gradient-evaluation targets from the issue (ratio to the bare ULA loop)
@@ -50,7 +50,7 @@ def _eight_gaussians() -> Energy:
 
 def _seeded_mlp(dim: int, hidden, seed: int) -> MLPEnergy:
     """An MLP energy (Softplus) initialised reproducibly without global seeding."""
-    return reseed_linear_layers(MLPEnergy(dim, hidden), seed)
+    return init_parameters_(MLPEnergy(dim, hidden), torch.Generator().manual_seed(seed))
 
 
 def _configs(quick: bool) -> List[Dict[str, Any]]:

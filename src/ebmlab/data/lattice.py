@@ -26,6 +26,8 @@ from .._core.random import as_generator
 from .._core.validation import check_choice, check_int
 from ..energies.ising import IsingLattice
 from ..samplers.cluster import SwendsenWang
+from ..samplers.composite import Cycle
+from ..samplers.driver import sample
 from ..samplers.gibbs import CheckerboardGibbs
 
 __all__ = ["ising_dataset"]
@@ -87,23 +89,11 @@ def ising_dataset(
         raise ConfigError(f"method 'checkerboard+sw' needs coupling >= 0, got {coupling}; use 'checkerboard'")
     g = generator if generator is not None else as_generator(seed)
 
-    gibbs = CheckerboardGibbs()
-    cluster = SwendsenWang() if method == "checkerboard+sw" else None
+    kernel = Cycle(CheckerboardGibbs(), SwendsenWang()) if method == "checkerboard+sw" else CheckerboardGibbs()
     x0 = (torch.rand(chains, energy.n_sites, generator=g) < 0.5).to(dtype)
-    state = gibbs.init(energy, x0)
-
-    def sweep(st):
-        st, _ = gibbs.step(energy, st, generator=g)
-        if cluster is not None:
-            cst, _ = cluster.step(energy, st, generator=g)
-            st = st.replace(x=cst.x, energy=cst.energy)
-        return st
-
-    for _ in range(burn_in):
-        state = sweep(state)
-    kept = []
-    for _ in range(math.ceil(n / chains)):
-        for _ in range(sweeps):
-            state = sweep(state)
-        kept.append(state.x)
-    return torch.cat(kept, dim=0)[:n].contiguous()
+    # every chain: burn_in sweeps, then one kept state every `sweeps` sweeps (the runner keeps post-burn-in steps
+    # 0, thin, 2 thin, ..., so the first kept state comes after burn_in + sweeps sweeps)
+    per_chain = math.ceil(n / chains)
+    xs, _ = sample(energy, kernel, x0, (per_chain - 1) * sweeps + 1, burn_in=burn_in + sweeps - 1, thin=sweeps,
+                   generator=g, warn=False)
+    return xs.reshape(-1, energy.n_sites)[:n].contiguous()

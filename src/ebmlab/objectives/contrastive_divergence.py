@@ -206,9 +206,8 @@ class PersistentCD(_MCMCObjective):
         return out
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
-        if self.buffer is None or self.buffer.data is None:
-            return {}
-        return {"buffer": self.buffer.data.detach().cpu()}
+        chains = self.negatives()  # the live buffer, or one restored by load_state_dict and not used yet
+        return {} if chains is None else {"buffer": chains.detach().cpu()}
 
     def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
         if "buffer" in state:

@@ -100,4 +100,5 @@ def sanitize_energy(energy: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     inf = float("inf")
     safe = torch.nan_to_num(energy, nan=inf, posinf=inf, neginf=inf)
-    return safe, safe == inf
+    # isposinf, not ``safe == inf``: comparing with a Python float first copies the scalar into a tensor
+    return safe, torch.isposinf(safe)
