@@ -46,6 +46,16 @@ def test_bernoulli_flip_rate_and_contrast_shape():
     assert abs(both - eps ** 2) / math.sqrt(eps ** 2 * (1 - eps ** 2) / (n * d)) < 4.5
 
 
+def test_bernoulli_flips_are_the_xor_of_the_uniform_mask_in_every_dtype():
+    """y = x XOR [u < eps] with u the generator's uniforms, values in {0,1} and the dtype of x kept."""
+    for dtype in (torch.float32, torch.float64):
+        x = _data(50, 12).to(dtype)
+        y = BernoulliPerturbation(0.3).perturb(x, generator=torch.Generator().manual_seed(7))
+        u = torch.rand(x.shape, dtype=dtype, generator=torch.Generator().manual_seed(7))
+        assert y.dtype == dtype
+        assert torch.equal(y, torch.where(u < 0.3, 1 - x, x))
+
+
 def test_neighbourhood_flips_exactly_one_uniform_bit():
     n, d, m = 3000, 6, 5
     p = NeighbourhoodPerturbation()

@@ -157,6 +157,18 @@ def test_error_messages():
         ERGM("edges + edges").bind(und)
 
 
+@pytest.mark.parametrize("term", ["gwesp", "gwdsp", "gwdegree"])
+def test_gw_cutoff_is_rejected_not_ignored(term):
+    """statnet's cutoff= only shapes the curved (fixed=FALSE) term; accepting it for the fixed-decay term and
+    silently computing the uncut statistic would fit a different model than the user asked for."""
+    g = _random_graph(8, 0.4, 1, False)
+    with pytest.raises(ConfigError, match=rf"{term}\(0.5, cutoff=3\): cutoff= only applies to statnet's curved"):
+        ERGM(f"edges + {term}(0.5, cutoff=3)").bind(g)
+    with pytest.raises(ConfigError, match="cutoff"):
+        ERGM(f"edges + {term}(decay=0.5, fixed=TRUE, cutoff=30)").fit(g, method="mple")
+    assert ERGM(f"edges + {term}(0.5, fixed=TRUE)").labels(g)[1].endswith("fixed.0.5")
+
+
 def _with_attr(g, name, value):
     for v in g.nodes:
         g.nodes[v][name] = value

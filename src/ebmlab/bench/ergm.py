@@ -80,7 +80,7 @@ def _sampler_speed(graphs: Dict[str, nx.Graph], quick: bool) -> List[Dict[str, A
 
 
 def _fmt_coef(row: Dict[str, Any]) -> str:
-    return "; ".join(f"{c:.3f} ({s:.3f})" for c, s in zip(row["coef"], row["stderr"]))
+    return "; ".join(f"{c:.3f} ({'NA' if s is None else f'{s:.3f}'})" for c, s in zip(row["coef"], row["stderr"]))
 
 
 def run_ergm_bench(out_dir: str, quick: bool = False) -> Dict[str, Any]:

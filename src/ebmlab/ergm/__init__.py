@@ -4,7 +4,12 @@
 >>> from ebmlab.ergm import ERGM
 >>> fit = ERGM("edges + triangle").fit(nx.florentine_families_graph(), method="mcmc_mle", seed=1)
 >>> print(fit.summary())   # doctest: +SKIP
+
+``ERGM(formula).energy(n_nodes, theta)`` is the same model as an exponential-family
+:class:`~ebmlab.energies.ERGMEnergy` on dyad vectors, for ebmlab's generic samplers, objectives and exact
+enumeration.
 """
+from ..energies.ergm import ERGMEnergy
 from .cli import cli_fit
 from .formula import TermSpec, parse_formula
 from .gof import GOFResult, goodness_of_fit
@@ -13,5 +18,5 @@ from .model import ERGM, BoundERGM, Simulation
 from .result import ERGMResult
 from .terms import TERMS
 
-__all__ = ["ERGM", "BoundERGM", "ERGMResult", "GOFResult", "Simulation", "TERMS", "TermSpec", "cli_fit",
+__all__ = ["ERGM", "BoundERGM", "ERGMEnergy", "ERGMResult", "GOFResult", "Simulation", "TERMS", "TermSpec", "cli_fit",
            "goodness_of_fit", "parse_formula", "read_graph"]

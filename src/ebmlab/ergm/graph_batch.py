@@ -36,6 +36,22 @@ class DyadIndex:
         self.index[self.tail, self.head] = np.arange(self.n_dyads)
         if not directed:
             self.index[self.head, self.tail] = np.arange(self.n_dyads)
+        # cell (i, j) of the flattened adjacency -> its dyad, or n_dyads (a zero column) on the diagonal
+        self._cell_dyad = np.where(self.index >= 0, self.index, self.n_dyads).reshape(-1)
+
+    def to_adjacency(self, y: np.ndarray) -> np.ndarray:
+        """Adjacency matrices ``[B, n, n]`` (float64) of dyad vectors ``y[B, n_dyads]`` (dyad d = (tail[d], head[d])).
+
+        One gather: ``A[b, i, j] = y[b, index[i, j]]`` with a zero diagonal (symmetric when undirected).
+        """
+        y = np.asarray(y, dtype=np.float64)
+        padded = np.concatenate([y, np.zeros((y.shape[0], 1))], axis=1)
+        return np.take(padded, self._cell_dyad, axis=1).reshape(y.shape[0], self.n_nodes, self.n_nodes)
+
+    def from_adjacency(self, adjacency: np.ndarray) -> np.ndarray:
+        """Dyad vectors ``y[B, n_dyads]`` (float64) of adjacency matrices ``[B, n, n]``: ``y[b, d] = A[b, tail[d], head[d]]``."""
+        a = np.asarray(adjacency, dtype=np.float64)
+        return a[:, self.tail, self.head]
 
 
 class GraphBatch:
@@ -50,11 +66,15 @@ class GraphBatch:
         Maintain ``S = A @ A`` (needed by gwesp and gwdsp; triangle uses it when present).
     track_ties : bool
         Maintain the tie list (needed by the TNT proposal).
+    copy : bool
+        Copy ``adjacency`` (default). ``False`` uses a C-contiguous float64 array as it is (a caller that built
+        it for this batch saves one copy); toggles then modify it.
     """
 
     def __init__(self, adjacency: np.ndarray, dyads: DyadIndex, *, track_two_paths: bool = False,
-                 track_ties: bool = False):
-        a = np.array(adjacency, dtype=np.float64, order="C", copy=True)
+                 track_ties: bool = False, copy: bool = True):
+        a = np.array(adjacency, dtype=np.float64, order="C", copy=True) if copy else np.ascontiguousarray(
+            adjacency, dtype=np.float64)
         if a.ndim == 2:
             a = a[None]
         self.A = a

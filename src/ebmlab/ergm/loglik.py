@@ -5,7 +5,8 @@ log p_theta(y) = theta . s(y) - log Z(theta).
 * Dyad-independent models (edges, nodematch, nodecov): Z factorises over dyads,
   log Z(theta) = sum_d log(1 + exp(theta . delta_d s)), so the log-likelihood is the logistic one.
 * Tiny graphs (at most ``EXACT_MAX_DYADS`` = 16 dyads, e.g. 6 undirected or 4 directed nodes): Z is summed
-  over all 2^D graphs.
+  over all 2^D graphs by :mod:`ebmlab.metrics.exact` on the ERGM energy (:class:`ebmlab.energies.ERGMEnergy`),
+  the one place where ebmlab enumerates states; :func:`exact_mle` maximises that exact likelihood.
 * Otherwise log Z(theta) = log Z(theta_ref) + sum_k log Z(theta_{k+1}) / Z(theta_k) along the straight path
   theta_k = theta_ref + (k/K)(theta - theta_ref). theta_ref keeps only the edges coefficient (set to the
   logit of the observed density) so that Z(theta_ref) = (1 + e^{theta_e})^D is exact (statnet uses the same
@@ -23,9 +24,12 @@ import math
 from typing import Optional, Tuple
 
 import numpy as np
+import torch
 from scipy.special import logsumexp
 
-__all__ = ["logistic_loglik", "bridge_loglik", "exact_loglik", "EXACT_MAX_DYADS"]
+from ..metrics.exact import exact_expectation, exact_log_prob, exact_log_z
+
+__all__ = ["logistic_loglik", "bridge_loglik", "exact_loglik", "exact_mle", "EXACT_MAX_DYADS"]
 
 #: largest number of dyads for which :func:`exact_loglik` enumerates all graphs
 EXACT_MAX_DYADS = 16
@@ -38,23 +42,50 @@ def logistic_loglik(bound, theta: np.ndarray) -> float:
     return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
 
 
-def exact_loglik(bound, theta: np.ndarray, chunk: int = 4096) -> float:
-    """log p_theta(y_obs) with log Z(theta) = logsumexp over all 2^D graphs (D <= EXACT_MAX_DYADS)."""
-    dy = bound.dyads
-    D, n = dy.n_dyads, bound.network.n_nodes
-    if D > EXACT_MAX_DYADS:
-        raise ValueError(f"exact_loglik enumerates 2^D graphs; D = {D} > {EXACT_MAX_DYADS}")
-    theta = np.asarray(theta, dtype=np.float64)
-    parts = []
-    for start in range(0, 2 ** D, chunk):
-        codes = np.arange(start, min(2 ** D, start + chunk))
-        y = ((codes[:, None] >> np.arange(D)) & 1).astype(np.float64)
-        A = np.zeros((codes.size, n, n))
-        A[:, dy.tail, dy.head] = y
-        if not dy.directed:
-            A[:, dy.head, dy.tail] = y
-        parts.append(bound.statistics(A) @ theta)
-    return float(theta @ bound.observed_statistics() - logsumexp(np.concatenate(parts)))
+def exact_loglik(bound, theta: np.ndarray) -> float:
+    """log p_theta(y_obs) = theta . s(y_obs) - log Z(theta), log Z by enumerating all 2^D graphs
+    (:func:`ebmlab.metrics.exact.exact_log_prob` of the ERGM energy; D up to its ``MAX_SITES`` = 20)."""
+    energy = bound.energy(theta)
+    return float(exact_log_prob(energy, bound.observed_dyads())[0])
+
+
+def exact_mle(bound, *, tol: float = 1e-20, max_iter: int = 100):
+    """The exact MLE of a small graph by Newton's method on the enumerated log-likelihood.
+
+    l(theta) = theta . s(y_obs) - log Z(theta) has gradient s(y_obs) - E_theta[s] and Hessian -Cov_theta[s],
+    both computed exactly by :func:`ebmlab.metrics.exact.exact_expectation` on the ERGM energy (all 2^D graphs,
+    D <= 20). The MLE exists iff s(y_obs) lies in the interior of the convex hull of the attainable statistics
+    (Barndorff-Nielsen 1978); otherwise the iterates diverge and ``converged`` is False.
+
+    Returns
+    -------
+    theta : ndarray [p]
+    loglik : float
+        l(theta) at the returned theta.
+    cov : ndarray [p, p]
+        Cov_theta[s], the Fisher information at theta (its inverse is the MLE's asymptotic covariance).
+    converged : bool
+    """
+    from .estimation.newton import newton_maximize  # (lazy: the estimators import this module)
+
+    s_obs = bound.observed_statistics()
+    p = bound.n_params
+
+    def fun(theta):
+        energy = bound.energy(theta)
+        m = exact_expectation(energy, lambda x: _with_outer(energy.statistics(x))).numpy()
+        mean, second = m[:p], m[p:].reshape(p, p)
+        cov = second - np.outer(mean, mean)
+        f = float(theta @ s_obs - exact_log_z(energy))
+        return f, s_obs - mean, -cov
+
+    res = newton_maximize(fun, np.zeros(p), tol=tol, max_iter=max_iter)
+    return res.theta, float(res.value), -res.hessian, bool(res.converged)
+
+
+def _with_outer(t):
+    """[T, T T^T flattened] per row (torch): first and second moments of the statistics in one enumeration."""
+    return torch.cat([t, (t.unsqueeze(2) * t.unsqueeze(1)).reshape(t.shape[0], -1)], dim=1)
 
 
 def _log_mean_exp_by_chain(values: np.ndarray) -> Tuple[float, np.ndarray]:

@@ -95,6 +95,43 @@ class BoundERGM:
         y = a[self.dyads.tail, self.dyads.head]
         return X, y
 
+    def change_statistics_batch(self, adjacency: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+        """Change statistics of every dyad of every graph of a batch ``[B, n, n]``: ``X[b, d] = s(y_d^+) - s(y_d^-)``.
+
+        One graph goes through :meth:`change_statistics` (dense matrix algebra where a term has it); a batch is
+        vectorised over all (graph, dyad) pairs with each term's ``change`` on one :class:`GraphBatch` (shared-
+        partner counts cached once per graph). Returns ``[B, n_dyads, p]`` float64.
+        """
+        a = np.asarray(adjacency, dtype=np.float64)
+        if a.ndim == 2:
+            a = a[None]
+        B, D, p = a.shape[0], self.dyads.n_dyads, self.n_params
+        if B == 1:
+            return self.change_statistics(a[0])[0][None]
+        out = np.empty((B * D, p))
+        two = any(t.needs_two_paths for t in self.terms) and not self.dyads.directed
+        g = GraphBatch(a, self.dyads, track_two_paths=two)
+        c = np.repeat(np.arange(B), D)
+        i, j = np.tile(self.dyads.tail, B), np.tile(self.dyads.head, B)
+        for start in range(0, B * D, chunk):
+            sl = slice(start, min(B * D, start + chunk))
+            out[sl] = np.stack([t.change(g, c[sl], i[sl], j[sl]) for t in self.terms], 1)
+        return out.reshape(B, D, p)
+
+    def energy(self, theta: Optional[Sequence[float]] = None, *, learnable: bool = False,
+               dtype: torch.dtype = torch.float64):
+        """This model as an :class:`ebmlab.energies.ERGMEnergy` on the dyad vectors of graphs on these nodes.
+
+        ``theta`` defaults to zeros. The energy is U(y) = -theta . s(y); see :meth:`ERGM.energy`.
+        """
+        from ..energies.ergm import ERGMEnergy
+
+        return ERGMEnergy(self, theta, learnable=learnable, dtype=dtype)
+
+    def observed_dyads(self) -> torch.Tensor:
+        """The bound network as a dyad vector, a float64 tensor ``[1, n_dyads]`` (the energy's state)."""
+        return torch.from_numpy(self.dyads.from_adjacency(self.network.adjacency[None]))
+
     def run_chains(self, theta: np.ndarray, *, n_chains: int, n_draws: int, burn_in: int, interval: int,
                    rng: np.random.Generator, proposal: str = "tnt", start: Optional[np.ndarray] = None,
                    return_graphs: bool = False) -> MHRun:
@@ -221,6 +258,68 @@ class ERGM:
         else:
             net = as_network(graph, self.directed)
         return BoundERGM(self.formula, self.specs, net)
+
+    def energy(self, n_nodes: Union[int, nx.Graph, Network], theta: Optional[Sequence[float]] = None, *,
+               directed: Optional[bool] = None, learnable: bool = False, dtype: torch.dtype = torch.float64,
+               **node_attributes: Sequence[Any]):
+        """The ERGM on ``n_nodes`` nodes as an exponential-family :class:`~ebmlab.energies.ERGMEnergy`.
+
+        U(y) = -theta . s(y) on the {0,1} dyad vector y (``[batch, n_dyads]``: pairs i < j in row-major order for
+        undirected graphs, ordered pairs i != j for directed ones), so p(y) = exp(-U(y)) / Z(theta) is this ERGM
+        and every generic sampler (Gibbs, TNT) and objective (pseudo-likelihood, energy discrepancy) and the exact
+        enumeration of :mod:`ebmlab.metrics.exact` apply to it unchanged.
+
+        Parameters
+        ----------
+        n_nodes : int or networkx graph
+            Number of nodes, or a graph whose nodes, direction and node attributes are used (its ties are not).
+        theta : sequence of float, optional
+            One coefficient per statistic, in formula order (default zeros).
+        directed : bool, optional
+            Direction of the graphs when ``n_nodes`` is an int (default: the model's ``directed``, else False).
+        learnable : bool
+            theta as an ``nn.Parameter`` (trainable by any objective) instead of a buffer.
+        dtype : torch.dtype
+            dtype of theta (float64 by default: the statistics are exact float64 values).
+        **node_attributes : sequence
+            Node attributes the formula's terms read (``nodematch("a")``, ``nodecov("a")``), one value per node,
+            e.g. ``group=[0, 0, 1, 1, 1]``.
+
+        Examples
+        --------
+        >>> U = ERGM("edges + triangle").energy(5, [-0.4, 0.3])
+        >>> U.n_sites, U.labels
+        (10, ['edges', 'triangle'])
+        """
+        if isinstance(n_nodes, (int, np.integer)) and not isinstance(n_nodes, bool):
+            n = check_int("n_nodes", int(n_nodes), minimum=2)
+            if directed is not None and not isinstance(directed, bool):
+                raise ConfigError(f"directed must be True, False or None, got {directed!r}")
+            if directed is not None and self.directed is not None and directed != self.directed:
+                raise ConfigError(f"directed={directed!r} contradicts the model's directed={self.directed!r}")
+            is_dir = bool(self.directed if directed is None else directed)
+            attrs = {}
+            for name, values in node_attributes.items():
+                try:
+                    vals = list(values)
+                except TypeError:
+                    raise ConfigError(f"node attribute {name!r} must be a sequence of {n} values, got "
+                                      f"{values!r}") from None
+                if len(vals) != n:
+                    raise ConfigError(f"node attribute {name!r} has {len(vals)} values but there are {n} nodes")
+                attrs[name] = vals
+            net = empty_network(n, is_dir)
+            net.node_attributes = {i: {name: vals[i] for name, vals in attrs.items()} for i in range(n)}
+            bound = BoundERGM(self.formula, self.specs, net)
+        else:
+            if node_attributes:
+                raise ConfigError("node attributes are read from the graph; pass them as keywords only with an int "
+                                  f"n_nodes (got {', '.join(sorted(node_attributes))})")
+            bound = self.bind(n_nodes)
+            if directed is not None and bool(directed) != bound.network.directed:
+                kind = "directed" if bound.network.directed else "undirected"
+                raise ConfigError(f"directed={directed!r} but the graph is {kind}")
+        return bound.energy(theta, learnable=learnable, dtype=dtype)
 
     # ------------------------------------------------------------------------------------------
     def statistics(self, graph: Union[nx.Graph, Network]) -> np.ndarray:

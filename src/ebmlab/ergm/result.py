@@ -57,6 +57,14 @@ class ERGMResult:
     diagnostics : dict
         Method-specific: iterations, step lengths, acceptance rate, effective sample size, ...
     notes : list of str
+    stderr_reliable : bool
+        False when the information matrix was singular or ill-conditioned (see
+        :func:`ebmlab.ergm.estimation.information.invert_information`) or the MLE does not exist: the standard
+        errors, z values and p-values are then not to be used (the summary says so).
+    mle_exists : bool or None
+        Whether the MLE exists, i.e. the observed statistics lie in the interior of the convex hull of the
+        attainable statistics (Barndorff-Nielsen 1978, Thm 9.13). Decided by enumeration on graphs with at
+        most 16 dyads (``mcmc_mle``); None when not checked. When False the standard errors are NaN.
     """
 
     coef: np.ndarray
@@ -77,6 +85,8 @@ class ERGMResult:
     notes: List[str] = field(default_factory=list)
     model: Any = field(default=None, repr=False)
     seconds: float = 0.0
+    stderr_reliable: bool = True
+    mle_exists: Optional[bool] = None
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -93,10 +103,12 @@ class ERGMResult:
         """A JSON-friendly summary."""
         return {
             "formula": self.formula, "method": self.method, "labels": list(self.labels),
-            "coef": [float(v) for v in self.coef], "stderr": [float(v) for v in self.stderr],
-            "mcmc_se": None if self.mcmc_se is None else [float(v) for v in self.mcmc_se],
+            "coef": _json_floats(self.coef), "stderr": _json_floats(self.stderr),
+            "mcmc_se": None if self.mcmc_se is None else _json_floats(self.mcmc_se),
             "loglik": self.loglik, "loglik_se": self.loglik_se, "converged": bool(self.converged),
-            "degenerate": bool(self.degenerate), "seconds": self.seconds, "notes": list(self.notes),
+            "degenerate": bool(self.degenerate), "stderr_reliable": bool(self.stderr_reliable),
+            "mle_exists": None if self.mle_exists is None else bool(self.mle_exists),
+            "seconds": self.seconds, "notes": list(self.notes),
         }
 
     def summary(self) -> str:
@@ -109,11 +121,13 @@ class ERGMResult:
         rows = []
         z, pv = self.z, self.pvalues
         for k, label in enumerate(self.labels):
-            row = [label, f"{self.coef[k]:.4f}", f"{self.stderr[k]:.4f}"]
+            row = [label, _format_number(self.coef[k], 4), _format_number(self.stderr[k], 4)]
             if show_mcmc:
-                share = 100.0 * self.mcmc_se[k] ** 2 / self.stderr[k] ** 2 if self.stderr[k] > 0 else 0.0
-                row.append(f"{share:.0f}")
-            row += [f"{z[k]:.3f}", _format_p(pv[k]), significance_stars(pv[k])]
+                if np.isfinite(self.stderr[k]) and self.stderr[k] > 0 and np.isfinite(self.mcmc_se[k]):
+                    row.append(f"{100.0 * self.mcmc_se[k] ** 2 / self.stderr[k] ** 2:.0f}")
+                else:
+                    row.append("NA")
+            row += [_format_number(z[k], 3), _format_p(pv[k]), significance_stars(pv[k])]
             rows.append(row)
         widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
         fmt = lambda r: " ".join((r[0].ljust(widths[0]),) + tuple(v.rjust(w) for v, w in zip(r[1:-1], widths[1:-1]))
@@ -137,6 +151,18 @@ class ERGMResult:
         status = "converged" if self.converged else "NOT converged"
         diag = ", ".join(f"{k}={_short(v)}" for k, v in self.diagnostics.items() if np.isscalar(v))
         lines.append(f"Estimation {status}; {diag}" if diag else f"Estimation {status}")
+        if self.mle_exists is False:
+            lines.append("WARNING: the MLE does not exist: the observed statistics lie on the boundary of the convex "
+                         "hull of the attainable statistics, so the likelihood keeps increasing towards infinity; "
+                         "the estimate is the last iterate and has no standard errors.")
+        elif not self.stderr_reliable:
+            from .estimation.information import MAX_CONDITION
+
+            cond = self.diagnostics.get("information_condition_number")
+            why = ""
+            if isinstance(cond, float) and not cond <= MAX_CONDITION:
+                why = f" (the information matrix is singular or ill-conditioned: condition number {cond:.3g})"
+            lines.append(f"WARNING: standard errors, z values and p-values are unreliable{why}; see the notes.")
         if self.degenerate:
             lines.append("WARNING: simulations at the estimate are near-degenerate (empty/complete graphs).")
         lines += [f"Note: {n}" for n in self.notes]
@@ -161,6 +187,16 @@ class ERGMResult:
 
         return ERGM(self.formula).simulate(self.model.network, self.coef, n, seed=seed, generator=generator,
                                            **options)
+
+
+def _format_number(v: float, digits: int) -> str:
+    """A fixed-point number, or R's ``NA`` for NaN (infinite values are printed as such)."""
+    return "NA" if np.isnan(v) else f"{v:.{digits}f}"
+
+
+def _json_floats(values) -> List[Optional[float]]:
+    """Floats for JSON, with NaN (no value) as None."""
+    return [None if np.isnan(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
 def _short(v: Any) -> str:

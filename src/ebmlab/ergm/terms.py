@@ -27,6 +27,9 @@ mutual             number of reciprocated pairs i <-> j                         
 nodematch("a")     ties whose endpoints share the value of attribute a             yes
 nodecov("a")       sum over ties (i, j) of x_i + x_j for numeric attribute a       yes
 =================  ==============================================================  ==================
+
+The gw* terms are statnet's fixed-decay forms (``gwesp(0.5)`` = ``gwesp(0.5, fixed=TRUE)``); the curved
+forms (``fixed=FALSE``) and their ``cutoff=`` argument, which only applies to them, raise a ConfigError.
 """
 from __future__ import annotations
 
@@ -402,9 +405,18 @@ def _allowed_kwargs(spec: TermSpec, allowed: Dict[str, Callable[[Any], bool]]) -
 
 
 def _decay(spec: TermSpec) -> float:
-    """The fixed decay of a gw* term: first positional argument or decay=/alpha=; fixed=TRUE tolerated."""
-    _allowed_kwargs(spec, {"decay": lambda v: True, "alpha": lambda v: True, "fixed": lambda v: v is True,
-                           "cutoff": lambda v: True})
+    """The fixed decay of a gw* term: first positional argument or decay=/alpha=; fixed=TRUE tolerated.
+
+    statnet's ``cutoff=`` sets how many shared-partner (or degree) counts the *curved* term
+    (``fixed=FALSE``) keeps as separate statistics; statnet ignores it for the fixed-decay term, the only
+    form implemented here. It is therefore rejected rather than accepted and ignored.
+    """
+    if "cutoff" in spec.kwargs:
+        raise ConfigError(
+            f"term {spec.name}({_fmt_args(spec)}): cutoff= only applies to statnet's curved {spec.name} "
+            f"(fixed=FALSE), which is not supported; the fixed-decay {spec.name} implemented here sums over all "
+            f"counts with no cutoff, so remove cutoff= (e.g. {spec.name}(0.5))")
+    _allowed_kwargs(spec, {"decay": lambda v: True, "alpha": lambda v: True, "fixed": lambda v: v is True})
     values = list(spec.args[:1]) + [spec.kwargs[k] for k in ("decay", "alpha") if k in spec.kwargs]
     if len(spec.args) > 2 or (len(spec.args) == 2 and spec.args[1] is not True):
         raise ConfigError(f"term {spec.name}({_fmt_args(spec)}): expected ({spec.name}(decay) or "

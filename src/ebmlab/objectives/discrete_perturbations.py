@@ -1,8 +1,10 @@
 r"""Energy-discrepancy perturbations on binary data {0,1}^d.
 
-Schröder, Ou, Li, Zhao, Wang, Vollmer, Duncan (2024), "Energy-based modelling for discrete and
-mixed data via heat equations on structured spaces" (NeurIPS 2024), and seed 000 ("Going beyond the
-Euclidean domain").  Each class implements the :class:`~ebmlab.objectives.perturbations.Perturbation`
+Schröder, Ou, Li, Duncan (2024), "Energy-based modelling for discrete and mixed data via heat
+equations on structured spaces" (NeurIPS 2024), and Schröder, Ou, Li, Duncan (2023), "Training discrete
+energy-based models with energy discrepancy" (ICML 2023 workshop on Sampling and Optimization in
+Discrete Space, arXiv:2307.07595), which introduces the Bernoulli, neighbourhood and deterministic
+(pooling) perturbations below.  Each class implements the :class:`~ebmlab.objectives.perturbations.Perturbation`
 interface of :class:`~ebmlab.objectives.energy_discrepancy.EnergyDiscrepancy`:
 
 - ``perturb(x)`` draws y ~ q(. | x);
@@ -56,8 +58,9 @@ class BernoulliPerturbation(Perturbation):
         self.eps = check_probability("eps", eps, open_low=True, open_high=True)
 
     def _flip(self, x: torch.Tensor, shape, generator: Optional[torch.Generator]) -> torch.Tensor:
+        # x XOR mask for {0,1} data, as one boolean kernel (a third of the cost of where(mask, 1 - x, x))
         mask = torch.rand(shape, dtype=x.dtype, device=x.device, generator=generator) < self.eps
-        return torch.where(mask, 1 - x, x)
+        return torch.logical_xor(x != 0, mask).to(x.dtype)
 
     def perturb(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """y = x XOR ξ, ξ_i ~ Bernoulli(eps); same shape as x."""
@@ -75,8 +78,9 @@ class NeighbourhoodPerturbation(Perturbation):
     r"""One-bit neighbourhood: y is x with one uniformly chosen bit flipped.
 
     q(y | x) = 1/d for the d states at Hamming distance 1 from x (the grid neighbourhood
-    N(x) = {x ± e_k}, seed 000).  The neighbourhood relation is symmetric and every state has d
-    neighbours, so the contrastive samples are drawn from the inverse neighbourhood N^{-1}(y) = N(y):
+    N(x) = {x ± e_k}, Schröder et al. 2023, arXiv:2307.07595).  The neighbourhood relation is
+    symmetric and every state has d neighbours, so the contrastive samples are drawn from the inverse
+    neighbourhood N^{-1}(y) = N(y):
     each x'_j is y with one (independently, uniformly chosen) bit flipped.  Note that x'_j = x with
     probability 1/d.  Every pair of states is connected through chains of neighbourhoods, so ED with
     w = 1 identifies the full distribution.
@@ -108,7 +112,7 @@ class NeighbourhoodPerturbation(Perturbation):
 class PoolingPerturbation(Perturbation):
     r"""Deterministic pooling: y = g(x), the number of ones in each window; x' uniform on g^{-1}(y).
 
-    Seed 000, "Deterministic transformation": for a deterministic, information-losing map g,
+    Schröder et al. 2023 (arXiv:2307.07595), deterministic transforms: for an information-losing map g,
     ED_g(p_data, p) = KL(p_data || p) - KL(g#p_data || g#p), and the contrastive law is the uniform
     distribution on the preimage of y.  Here g sums the bits of non-overlapping windows:
 
@@ -118,7 +122,7 @@ class PoolingPerturbation(Perturbation):
       sites (or ``(a, b)``), edge blocks shorter when the block does not divide the side.
 
     ``perturb`` returns the pooled value written back to every site of its window (mean pooling
-    followed by nearest unpooling, the seed's "Pooling / Unpooling" picture): ``y_i`` = mean of x
+    followed by nearest unpooling, the pooling/unpooling picture of Schröder et al. 2023): ``y_i`` = mean of x
     over the window of i, same shape as x.  ``contrast`` draws, independently for every window with
     count c = size · y, a uniformly random subset of c sites of the window set to 1 (random keys,
     the c smallest win): exactly uniform on {x' : g(x') = g(x)}.

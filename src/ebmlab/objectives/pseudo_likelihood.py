@@ -17,26 +17,55 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from .._core.errors import DataError
 from .._core.validation import check_int
 from ..energies.flip_delta import flip_delta
 from .base import OBJECTIVES, LossOutput, Objective
 
+__all__ = ["PseudoLikelihood", "pseudo_likelihood_loss"]
+
+
+def pseudo_likelihood_loss(delta: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    r"""Negative log pseudo-likelihood from the flip energy changes: mean_b Σ_i w_i log(1 + e^{-δ_bi}).
+
+    With δ_i(x) = U(flip_i x) - U(x), -log p(x_i | x_-i) = -log σ(δ_i) = log(1 + e^{-δ_i}) (Besag 1975),
+    computed as ``logaddexp(0, -δ)`` (exact for every δ, where ``softplus`` switches to the identity above 20).
+
+    Parameters
+    ----------
+    delta : Tensor[batch, d]
+        Flip energy changes of every row and site.
+    weights : Tensor[d], optional
+        Per-site weights (multiplicities of sites sharing a row of the design, e.g. the MPLE's distinct
+        (change statistic, response) rows); default 1.
+
+    Returns
+    -------
+    Tensor
+        0-dim loss, differentiable through ``delta``.
+    """
+    nll = torch.logaddexp(-delta, torch.zeros((), dtype=delta.dtype, device=delta.device))
+    if weights is not None:
+        nll = nll * weights.to(delta.dtype)
+    return nll.sum(1).mean()
+
 
 @OBJECTIVES.register("pseudo_likelihood")
 class PseudoLikelihood(Objective):
-    r"""Negative log pseudo-likelihood: loss = mean_b Σ_i softplus(-delta_i(x_b)).
+    r"""Negative log pseudo-likelihood: loss = mean_b Σ_i log(1 + exp(-delta_i(x_b))) (:func:`pseudo_likelihood_loss`).
 
-    Since ``-log σ(δ) = softplus(-δ) = log(1 + exp(-δ))``,
+    Since ``-log σ(δ) = log(1 + exp(-δ))``,
 
     .. math::
         \mathcal L(U) = \frac1N \sum_{b=1}^N \sum_{i=1}^d \log\big(1 + e^{-(U(\mathrm{flip}_i x_b) - U(x_b))}\big)
                       = -\frac1N \sum_b \log PL(x_b)
 
-    (Besag 1975).  ``delta`` is taken from ``energy.delta(x)`` when the energy provides it (Ising:
-    one matmul, differentiable in J and h); otherwise the d flipped copies of each row are
+    (Besag 1975).  For an exponential family δ is linear in θ and this is a logistic regression; on an
+    :class:`~ebmlab.energies.ERGMEnergy` and one observed graph its minimiser is the ERGM's MPLE (Strauss &
+    Ikeda 1990), which :func:`ebmlab.ergm.estimation.mple.fit_mple` computes with this loss.  ``delta`` is
+    taken from ``energy.delta(x)`` when the energy provides it (Ising: one matmul, differentiable in J and h;
+    ERGM: its change statistics); otherwise the d flipped copies of each row are
     evaluated in one batched call (:func:`ebmlab.energies.flip_delta.flip_delta`): cost d + 1 energy
     evaluations per data point, O(d) times a forward pass, memory batch · d².
 
@@ -72,8 +101,7 @@ class PseudoLikelihood(Objective):
         if self.check_data and not ((batch == 0) | (batch == 1)).all():
             raise DataError("pseudo-likelihood needs {0,1}-valued data (spins s = 2x - 1: convert with from_spins)")
         delta = self.deltas(energy, batch)
-        nll = F.softplus(-delta).sum(1)
-        loss = nll.mean()
+        loss = pseudo_likelihood_loss(delta)
         with torch.no_grad():
             stats = {
                 "nlpl_per_site": float(loss) / delta.shape[1],

@@ -13,6 +13,13 @@ Convergence: gamma = 1 and a Hotelling test of mean(s^CD) = s_obs (T^2 = M d^T C
 chi-square quantile with p degrees of freedom) in two consecutive iterations; the estimate is then the
 average of the next ``n_average`` iterates (Polyak averaging of a stochastic fixed-point iteration).
 
+Starting point and frozen chains: as in :mod:`.mcmc_mle`, a separated MPLE (no finite maximum) is replaced
+by the Bernoulli-graph point (edges = logit(density), other coefficients 0), and an iteration whose short
+chains accept no toggle, accept fewer than one toggle per chain on average (acceptance rate x ``n_steps``
+< 1), or give statistics with a singular covariance takes no step: theta is damped halfway towards that
+point and the iteration repeated (a frozen chain reproduces s_obs exactly and would otherwise pass the
+convergence test at once).
+
 Standard errors: CD has no likelihood of its own; the reported SEs are the MLE's asymptotic ones at the
 CD estimate, sqrt(diag(Cov_theta[s]^{-1})) from a full MCMC run at theta_hat (``se_sample_size`` draws).
 """
@@ -27,8 +34,9 @@ from scipy.stats import chi2
 
 from ..._core.validation import check_int, check_positive
 from ..result import ERGMResult
-from .geyer_thompson import hull_step_length, maximize_gt
-from .mcmc_mle import raise_bad_init
+from .geyer_thompson import format_theta, hull_step_length, maximize_gt, mixing_problem
+from .information import invert_information
+from .mcmc_mle import raise_bad_init, reference_theta, statistic_basis
 from .mple import fit_mple
 from .simulated_information import errors_and_loglik
 
@@ -38,7 +46,8 @@ __all__ = ["fit_cd"]
 def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] = None, n_steps: int = 8,
            sample_size: int = 1024, max_iter: int = 60, n_average: int = 5, margin: float = 0.05,
            se_sample_size: int = 1024, n_chains: int = 32, burn_in: Optional[int] = None,
-           interval: Optional[int] = None, proposal: str = "tnt", loglik: bool = False) -> ERGMResult:
+           interval: Optional[int] = None, proposal: str = "tnt", loglik: bool = False,
+           max_restarts: int = 10) -> ERGMResult:
     """Fit an ERGM by contrastive divergence (CD-``n_steps``); see the module docstring.
 
     Parameters
@@ -56,6 +65,8 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
     se_sample_size, n_chains, burn_in, interval : options of the MCMC run that gives the standard errors.
     loglik : bool
         Also estimate the log-likelihood (exact for dyad-independent models, bridge sampling otherwise).
+    max_restarts : int
+        Damped restarts after short chains that do not mix, before restarting at the Bernoulli-graph point.
     """
     t0 = time.perf_counter()
     n_steps = check_int("n_steps", n_steps)
@@ -63,24 +74,63 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
     max_iter = check_int("max_iter", max_iter)
     n_average = check_int("n_average", n_average)
     margin = check_positive("margin", margin, allow_zero=True)
+    max_restarts = check_int("max_restarts", max_restarts, minimum=0)
     p = bound.n_params
-    theta = np.asarray(init, dtype=np.float64) if init is not None else fit_mple(bound).coef.copy()
+    labels = list(bound.labels)
+    safe = reference_theta(bound)
+    notes = []
+    if init is None:
+        with warnings.catch_warnings(record=True):  # replaced by the message below when it matters
+            warnings.simplefilter("always")
+            mple = fit_mple(bound)
+        theta = mple.coef.copy()
+        if not mple.converged:
+            theta = safe.copy()
+            msg = ("the MPLE does not exist (the pseudo-likelihood logistic regression is separated); starting "
+                   f"from the Bernoulli-graph point {format_theta(safe, labels)} instead")
+            warnings.warn(f"cd: {msg}", UserWarning, stacklevel=3)
+            notes.append(msg)
+    else:
+        theta = np.asarray(init, dtype=np.float64)
     if theta.shape != (p,) or not np.all(np.isfinite(theta)):
         raise_bad_init(theta, bound)
+    basis = statistic_basis(bound)
+    restarts = 0
+    stuck = None
     s_obs = bound.observed_statistics()
     threshold = chi2.ppf(0.95, p)
     passed = 0
     converged = False
     averaged = []
     it = 0
-    for it in range(1, max_iter + n_average + 1):
+    t2, gamma = float("inf"), 0.0
+    while it < max_iter + n_average:
         run = bound.run_chains(theta, n_chains=sample_size, n_draws=1, burn_in=0, interval=n_steps, rng=rng,
                                proposal=proposal)
         draws = run.statistics.reshape(-1, p)
+        acc = float(run.acceptance_rate.mean())
+        problem = mixing_problem(run.statistics, acc, basis, moves_per_draw=acc * n_steps, move="toggle")
+        if problem is not None:
+            passed, converged, averaged = 0, False, []
+            if np.allclose(theta, safe, rtol=0, atol=1e-12):
+                stuck = problem
+                warnings.warn(f"cd: the short chains do not mix at {format_theta(theta, labels)} ({problem}), not "
+                              "even at the Bernoulli-graph point; the fit stops unconverged", UserWarning,
+                              stacklevel=3)
+                break
+            old = theta
+            theta = safe.copy() if restarts >= max_restarts else safe + 0.5 * (theta - safe)
+            if restarts == 0:
+                warnings.warn(f"cd: the short chains do not mix at {format_theta(old, labels)} ({problem}); "
+                              f"restarting from {format_theta(theta, labels)}, halfway towards the Bernoulli-graph "
+                              "point (repeated until they mix)", UserWarning, stacklevel=3)
+            restarts += 1
+            continue
+        it += 1
         d = draws.mean(0) - s_obs
         cov = np.atleast_2d(np.cov(draws, rowvar=False))
-        with np.errstate(all="ignore"):
-            t2 = float(sample_size * d @ np.linalg.pinv(cov) @ d)
+        inv, ok, _ = invert_information(cov, where="cd", warn=False)
+        t2 = float(sample_size * d @ inv @ d) if ok else float("inf")  # no test without a usable covariance
         gamma = hull_step_length(draws, s_obs, margin=margin)
         xi = gamma * s_obs + (1.0 - gamma) * draws.mean(0)
         theta = maximize_gt(draws, theta, xi).theta
@@ -95,17 +145,26 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
         elif it >= max_iter:
             break
     theta_hat = np.mean(averaged, 0) if averaged else theta
-    if not converged:
-        warnings.warn(f"cd did not converge in {max_iter} iterations; increase max_iter or sample_size",
-                      UserWarning, stacklevel=3)
+    if not converged and stuck is None:
+        why = "increase max_iter or sample_size"
+        if restarts > 1:
+            why = (f"the iteration ran {restarts} times into parameters where the short chains freeze (every "
+                   f"toggle rejected, as at a separated MPLE), so the CD-{n_steps} estimate seems not to exist for "
+                   "this graph; use method='mcmc_mle' or a larger n_steps")
+        warnings.warn(f"cd did not converge in {max_iter} iterations; {why}", UserWarning, stacklevel=3)
     e = errors_and_loglik(bound, theta_hat, rng, "cd", loglik=loglik, se_sample_size=se_sample_size,
                           n_chains=n_chains, burn_in=burn_in, interval=interval, proposal=proposal)
     cov, stderr, ll, ll_se, degenerate = e["cov"], e["stderr"], e["loglik"], e["loglik_se"], e["degenerate"]
     frac, acc = e["degenerate_fraction"], e["acceptance_rate"]
-    notes = [f"CD-{n_steps} estimate; standard errors are the MLE's asymptotic ones at the CD estimate "
-             "(inverse covariance of simulated statistics)"]
-    diagnostics = {"iterations": it, "hotelling_t2": round(t2, 3), "step_length": gamma,
-                   "acceptance_rate": acc, "degenerate_fraction": frac}
+    notes.insert(0, f"CD-{n_steps} estimate; standard errors are the MLE's asymptotic ones at the CD estimate "
+                 "(inverse covariance of simulated statistics)")
+    if restarts:
+        notes.append(f"the short chains did not mix at the start; {restarts} damped restart(s) towards the "
+                     "Bernoulli-graph point")
+    diagnostics = {"iterations": it, "restarts": restarts, "hotelling_t2": round(t2, 3), "step_length": gamma,
+                   "acceptance_rate": acc, "degenerate_fraction": frac,
+                   "information_condition_number": e["information_condition_number"]}
     return ERGMResult(theta_hat, stderr, list(bound.labels), "cd", bound.formula, bound.network.n_nodes,
                       bound.dyads.n_dyads, bound.network.directed, cov, None, ll, ll_se, converged, degenerate,
-                      diagnostics, notes, bound, time.perf_counter() - t0)
+                      diagnostics, notes, bound, time.perf_counter() - t0,
+                      stderr_reliable=e["stderr_reliable"] and stuck is None)

@@ -70,18 +70,20 @@ def errors_and_loglik(bound, theta_hat: np.ndarray, rng: np.random.Generator, me
     simulated there.  The log-likelihood is exact for dyad-independent models and small graphs, bridge-sampled
     otherwise when ``loglik`` (skipped for degenerate fits).  Degeneracy and a mismatch between simulated and
     observed statistics are warned about.  Returns a dict with ``cov``, ``stderr``, ``loglik``, ``loglik_se``,
-    ``degenerate``, ``degenerate_fraction`` and ``acceptance_rate``.
+    ``degenerate``, ``degenerate_fraction``, ``acceptance_rate``, ``stderr_reliable`` and
+    ``information_condition_number`` (from :func:`.information.invert_information`, which warns when the
+    information is singular or ill-conditioned).
     """
     from ..loglik import EXACT_MAX_DYADS, bridge_loglik, exact_loglik, logistic_loglik
     from ..model import warn_if_degenerate
-    from .mcmc_mle import _inverse
+    from .information import invert_information, standard_errors
 
     info, draws, frac, acc = simulated_information(bound, theta_hat, rng, sample_size=se_sample_size,
                                                    n_chains=n_chains, burn_in=burn_in, interval=interval,
                                                    proposal=proposal)
     degenerate = warn_if_degenerate(frac, theta_hat, bound.labels, method)
     degenerate = warn_if_mismatched(draws, bound, theta_hat, method) or degenerate
-    cov = _inverse(info)
+    cov, reliable, cond = invert_information(info, where=method, labels=bound.labels)
     ll, ll_se = None, None
     if bound.dyad_independent:
         ll, ll_se = logistic_loglik(bound, theta_hat), 0.0
@@ -90,5 +92,6 @@ def errors_and_loglik(bound, theta_hat: np.ndarray, rng: np.random.Generator, me
     elif loglik and not degenerate:
         ll, ll_se = bridge_loglik(bound, theta_hat, rng, n_chains=n_chains, burn_in=burn_in, interval=interval,
                                   proposal=proposal)
-    return {"cov": cov, "stderr": np.sqrt(np.clip(np.diag(cov), 0.0, None)), "loglik": ll, "loglik_se": ll_se,
-            "degenerate": degenerate, "degenerate_fraction": frac, "acceptance_rate": acc}
+    return {"cov": cov, "stderr": standard_errors(cov), "loglik": ll, "loglik_se": ll_se,
+            "degenerate": degenerate, "degenerate_fraction": frac, "acceptance_rate": acc,
+            "stderr_reliable": reliable, "information_condition_number": cond}
