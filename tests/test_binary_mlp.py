@@ -52,6 +52,26 @@ def test_base_probs_from_data_and_validation():
         bernoulli_base_probs(torch.zeros(3))
 
 
+def test_from_data_and_base_probs_are_one_function():
+    """ProductBernoulli.from_data(x) is ProductBernoulli(bernoulli_base_probs(x)); both validate the data."""
+    data = torch.tensor([[1, 0, 1, 1], [1, 0, 0, 1], [0, 0, 1, 1]], dtype=torch.float32)
+    p = bernoulli_base_probs(data, eps=0.01)
+    torch.testing.assert_close(p, torch.tensor([2 / 3, 0.01, 2 / 3, 0.99]))
+    torch.testing.assert_close(BernoulliNoise.from_data(data, eps=0.01).probs, p)
+    ints = bernoulli_base_probs(data.long())
+    assert ints.dtype == torch.get_default_dtype()
+    p64 = bernoulli_base_probs(data.double(), eps=0.01)
+    assert p64.dtype == torch.float64
+    torch.testing.assert_close(p64, p.double(), rtol=1e-6, atol=0)
+    for bad in (torch.zeros(0, 3), torch.tensor([[2.0, 0.0]]), torch.tensor([[float("nan"), 1.0]]), torch.zeros(3)):
+        with pytest.raises(DataError):
+            bernoulli_base_probs(bad)
+        with pytest.raises(DataError):
+            BernoulliNoise.from_data(bad)
+    with pytest.raises(ConfigError):
+        bernoulli_base_probs(data, eps=0.6)
+
+
 def test_bernoulli_noise_is_normalised_and_samples_its_means():
     p = torch.tensor([0.1, 0.4, 0.8, 0.6], dtype=torch.float64)
     q = BernoulliNoise(p)

@@ -1,5 +1,5 @@
 """Ising energies: energies against brute-force loops, delta against explicit flips, the
-exponential-family view, gradients, the seed-000 parametrisation, learnable variants, errors."""
+exponential-family view, gradients, the ones-and-agreements parametrisation, learnable variants, errors."""
 import itertools
 
 import pytest
@@ -130,9 +130,9 @@ def test_analytic_gradient_matches_autograd(make):
 
 
 @pytest.mark.parametrize("periodic", [True, False])
-def test_from_seed000_equals_seed_parametrisation_up_to_constant(periodic):
+def test_from_ones_and_agreements_equals_that_parametrisation_up_to_constant(periodic):
     side, alpha, beta = 3, 0.7, -0.45
-    model = IsingLattice.from_seed000(side, alpha, beta, periodic=periodic)
+    model = IsingLattice.from_ones_and_agreements(side, alpha, beta, periodic=periodic)
     bonds = lattice_bonds(side, periodic)
     diffs = []
     for row in itertools.product([0.0, 1.0], repeat=side * side):

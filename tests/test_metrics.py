@@ -10,8 +10,8 @@ from scipy import stats
 
 from ebmlab import ConfigError, DataError
 from ebmlab.energies import FunctionEnergy, Gaussian
-from ebmlab.metrics import (c2st, energy_distance, grid_density, grid_log_prob, grid_log_z, grid_nll,
-                            median_heuristic, mmd, sinkhorn)
+from ebmlab.metrics import (c2st, energy_distance, grid_density, grid_log_density, grid_log_prob, grid_log_z,
+                            grid_nll, median_heuristic, mmd, sinkhorn)
 
 F64 = torch.float64
 
@@ -69,12 +69,35 @@ def test_sinkhorn_properties():
     assert all(a < b for a, b in zip(vals[1:], vals[2:]))  # grows with a shift away from x
 
 
-def test_sinkhorn_subsampling_and_errors():
+def test_sinkhorn_subsampling_warns_and_is_the_subsets_value():
+    """Above max_samples each sample is replaced by a random subset, with a RuntimeWarning naming the
+    sizes; the value is exactly that of the subsets drawn with the generator (x's first, then y's)."""
     x, y = _pair(300, 200, seed=3)
-    a = sinkhorn(x, y, max_samples=100, seed=5)
-    assert a == sinkhorn(x, y, max_samples=100, seed=5)
-    assert a == sinkhorn(x, y, max_samples=100, generator=_gen(5))
-    assert a != sinkhorn(x, y, max_samples=100, seed=6)
+    with pytest.warns(RuntimeWarning, match=r"x has 300 rows and y 200.*max_samples=100"):
+        a = sinkhorn(x, y, max_samples=100, generator=_gen(5))
+    g = _gen(5)
+    xs = x[torch.randperm(300, generator=g)[:100]]
+    ys = y[torch.randperm(200, generator=g)[:100]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no subsampling below the cap: no warning
+        assert a == sinkhorn(xs, ys, max_samples=100)
+        full = sinkhorn(x, y, max_samples=None)
+        assert full == sinkhorn(x, y, max_samples=300)
+    with pytest.warns(RuntimeWarning, match="max_samples"):
+        assert a != sinkhorn(x, y, max_samples=100, generator=_gen(6))
+    with pytest.warns(RuntimeWarning, match="max_samples"):  # default generator: seeded 0, deterministic
+        assert sinkhorn(x, y, max_samples=100) == sinkhorn(x, y, max_samples=100, generator=_gen(0))
+    with pytest.warns(RuntimeWarning, match="max_samples"):
+        only_x = sinkhorn(x, y, max_samples=250, generator=_gen(7))  # y (200 rows) is kept whole
+    assert only_x == sinkhorn(x[torch.randperm(300, generator=_gen(7))[:250]], y, max_samples=None)
+    with pytest.raises(ConfigError):
+        sinkhorn(x, y, max_samples=0)
+    with pytest.raises(ConfigError):
+        sinkhorn(x, y, generator=5)
+
+
+def test_sinkhorn_errors():
+    x, y = _pair(300, 200, seed=3)
     with pytest.raises(ConfigError):
         sinkhorn(x, y, reg=0.0)
     with pytest.raises(ConfigError):
@@ -117,6 +140,26 @@ def test_mmd_matches_brute_force(kernel, unbiased, bandwidth):
         bws = bandwidth if isinstance(bandwidth, list) else [bandwidth]
     ours = mmd(x, y, bandwidth=bandwidth, kernel=kernel, unbiased=unbiased)
     assert abs(ours - _mmd_brute(x, y, bws, kernel, unbiased)) < 1e-12
+
+
+def test_median_heuristic_cap_is_explicit():
+    """Above max_samples pooled rows the median is that of a random subset drawn with the generator
+    (default: seeded 0); max_samples=None gives the exact median; the MMD uses the default."""
+    x, y = _pair(1500, 1000, seed=8)
+    z = torch.cat([x, y])
+    exact = float(np.median(torch.pdist(z).numpy()))
+    assert median_heuristic(x, y, max_samples=None) == pytest.approx(exact, rel=1e-12)
+    sub = z[torch.randperm(2500, generator=_gen(3))[:400]]
+    assert median_heuristic(x, y, max_samples=400, generator=_gen(3)) == pytest.approx(
+        float(np.median(torch.pdist(sub).numpy())), rel=1e-12)
+    default = median_heuristic(x, y)
+    assert default == median_heuristic(x, y, max_samples=2000, generator=_gen(0))
+    assert default != exact and abs(default / exact - 1) < 0.02  # a subset of 2000 rows: ~1e-3 relative
+    assert mmd(x, y) == mmd(x, y, bandwidth=default)
+    with pytest.raises(ConfigError):
+        median_heuristic(x, y, max_samples=1)
+    with pytest.raises(DataError, match="columns"):
+        median_heuristic(x, torch.zeros(5, 3))
 
 
 def _gauss_kernel_mean(mean, var, h):
@@ -209,6 +252,29 @@ def test_grid_density_orientation_and_normalisation():
     # density at a midpoint equals the exact Gaussian density there (the box holds ~all mass)
     pt = torch.stack([xs[i, j], ys[i, j]])[None]
     assert abs(float(dens[i, j]) - math.exp(float(e.log_prob(pt)[0]))) < 1e-3 * float(dens[i, j])
+
+
+def test_grid_log_density_is_the_shared_grid():
+    """One pass gives the log-density (rows y, columns x), log Z and the float64 midpoints; grid_density
+    and grid_log_z are the same numbers; a float32 energy keeps exact float64 midpoints."""
+    e = Gaussian([1.0, -2.0], [[0.3, 0.1], [0.1, 0.6]])
+    bounds = ((-4.0, 6.0), (-7.0, 3.0))
+    grid = grid_log_density(e, bounds, resolution=60)
+    assert grid.log_density.shape == (60, 60) and grid.cell_area == pytest.approx((10 / 60) ** 2, rel=1e-14)
+    torch.testing.assert_close(grid.xs, -4.0 + (10 / 60) * (torch.arange(60, dtype=F64) + 0.5), rtol=0, atol=1e-14)
+    torch.testing.assert_close(grid.ys, -7.0 + (10 / 60) * (torch.arange(60, dtype=F64) + 0.5), rtol=0, atol=1e-14)
+    assert grid.log_z == pytest.approx(grid_log_z(e, bounds, 60), abs=1e-12)
+    assert float(torch.exp(grid.log_density).sum()) * grid.cell_area == pytest.approx(1.0, abs=1e-12)
+    i, j = 17, 41  # row i is y = ys[i], column j is x = xs[j]
+    pt = torch.tensor([[float(grid.xs[j]), float(grid.ys[i])]], dtype=F64)
+    assert float(grid.log_density[i, j]) == pytest.approx(float(-e(pt)[0]) - grid.log_z, abs=1e-12)
+    _, _, dens = grid_density(e, bounds, resolution=60)
+    torch.testing.assert_close(dens, torch.exp(grid.log_density), rtol=0, atol=0)
+    g32 = grid_log_density(FunctionEnergy(lambda z: e(z.double()).float()).float(), bounds, resolution=60)
+    assert g32.xs.dtype == F64
+    torch.testing.assert_close(g32.xs, grid.xs, rtol=0, atol=0)
+    with pytest.raises(DataError, match="non-finite"):
+        grid_log_density(FunctionEnergy(lambda z: torch.full((z.shape[0],), float("inf"))), (-3, 3))
 
 
 def test_grid_errors():

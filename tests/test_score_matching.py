@@ -31,7 +31,7 @@ from ebmlab.objectives import (
     build,
 )
 from ebmlab.objectives.denoising_score_matching import geometric_sigmas, parse_sigmas
-from ebmlab.objectives.score_matching import differentiable_input, divergence, energy_and_grad_graph
+from ebmlab.objectives.autograd import differentiable_input, divergence, energy_and_grad_graph
 
 F64 = torch.float64
 TRUE_MEAN = np.array([1.0, -2.0])

@@ -20,7 +20,7 @@ _LAZY = {
     "EnergyModel": ("ebmlab.estimator", "EnergyModel"),
     "Energy": ("ebmlab.energies.base", "Energy"),
 }
-_SUBPACKAGES = ("energies", "samplers", "objectives", "data", "metrics", "train", "ergm", "bench", "apps", "report")
+_SUBPACKAGES = ("energies", "samplers", "objectives", "data", "metrics", "train", "ergm", "bench", "report")
 
 
 def __getattr__(name):

@@ -1,10 +1,10 @@
 """``ebmlab bench ising``: learning discrete models with every discrete estimator.
 
-Part 1 — **lattice Ising coupling recovery** (the Gibbs-with-gradients set-up, Grathwohl et al. 2021;
-REFERENCES "Discrete baselines"): data are ``n_data`` samples of a periodic ``side x side``
+Part 1 — **lattice Ising coupling recovery** (the set-up of Grathwohl et al. 2021, "Oops I took a
+gradient: scalable sampling for discrete distributions", ICML 2021): data are ``n_data`` samples of a periodic ``side x side``
 :class:`~ebmlab.energies.IsingLattice` in Grathwohl et al.'s parametrisation log p(x) = xᵀJx + bᵀx on {-1,+1}
 with J = σA, σ = .25: every neighbouring pair appears twice in xᵀJx, so the per-bond coupling (the standard β of
-``IsingLattice``) is 2σ = .5, above the critical .4407 (REFERENCES "Discrete baselines"); the learned and true
+``IsingLattice``) is 2σ = .5, above the critical ln(1 + √2)/2 = .4407 (Onsager 1944); the learned and true
 matrices are compared in ``Ising``'s convention (U = -Σ_{i<j} J_ij s_i s_j, so J_ij = 2σ A_ij),
 drawn by :func:`ebmlab.data.ising_dataset` (an exact checkerboard + Swendsen–Wang sampler).  A full
 learnable :class:`~ebmlab.energies.Ising` (J: n x n, symmetric by construction, zero diagonal; the
@@ -51,9 +51,9 @@ import torch
 from .._core.validation import check_int
 from ..data.gray_code import decode_gray, gray_toy
 from ..data.lattice import ising_dataset
-from ..energies.binary_mlp import BinaryMLPEnergy, bernoulli_base_probs
+from ..energies.binary_mlp import BinaryMLPEnergy
 from ..energies.ising import Ising, IsingLattice
-from ..energies.product_bernoulli import BernoulliNoise
+from ..energies.product_bernoulli import BernoulliNoise, bernoulli_base_probs
 from ..metrics.mmd import mmd
 from ..objectives.contrastive_divergence import PersistentCD
 from ..objectives.discrete_perturbations import (
@@ -66,7 +66,8 @@ from ..objectives.nce import NoiseContrastiveEstimation
 from ..objectives.pseudo_likelihood import PseudoLikelihood
 from ..samplers.gibbs import Gibbs
 from ..samplers.gibbs_with_gradients import GibbsWithGradients
-from .seeded import reseed_linear_layers
+from ..samplers.driver import sample
+from .._core.random import init_parameters_
 from .timing import allocator_env
 
 __all__ = ["run_ising_bench", "ising_config", "gray_config"]
@@ -127,9 +128,9 @@ def _ising_objectives(cfg: Dict[str, Any]) -> Dict[str, Callable[[], Any]]:
     side = cfg["side"]
     return {
         "pseudo_likelihood": lambda: PseudoLikelihood(),
-        "pcd_gibbs": lambda: PersistentCD(sampler=Gibbs(), n_steps=cfg["gibbs_sweeps"], buffer_size=cfg["buffer_size"],
+        "pcd_gibbs": lambda: PersistentCD(sampler=Gibbs(), steps=cfg["gibbs_sweeps"], buffer_size=cfg["buffer_size"],
                                           reinit_prob=0.0, init="bernoulli"),
-        "pcd_gwg": lambda: PersistentCD(sampler=GibbsWithGradients(), n_steps=cfg["gwg_steps"],
+        "pcd_gwg": lambda: PersistentCD(sampler=GibbsWithGradients(), steps=cfg["gwg_steps"],
                                         buffer_size=cfg["buffer_size"], reinit_prob=0.0, init="bernoulli"),
         "ed_bernoulli": lambda: EnergyDiscrepancy(BernoulliPerturbation(cfg["bernoulli_eps"]), m=cfg["ed_m"], w=cfg["ed_w"]),
         "ed_neighbourhood": lambda: EnergyDiscrepancy(NeighbourhoodPerturbation(), m=cfg["ed_m"], w=cfg["ed_w"]),
@@ -195,9 +196,9 @@ def _ising_part(cfg: Dict[str, Any], seed: int) -> Dict[str, Any]:
 def _gray_objectives(cfg: Dict[str, Any], train: torch.Tensor) -> Dict[str, Callable[[], Any]]:
     return {
         "pseudo_likelihood": lambda: PseudoLikelihood(),
-        "pcd_gibbs": lambda: PersistentCD(sampler=Gibbs(), n_steps=cfg["pcd_gibbs_sweeps"], buffer_size=cfg["pcd_buffer"],
+        "pcd_gibbs": lambda: PersistentCD(sampler=Gibbs(), steps=cfg["pcd_gibbs_sweeps"], buffer_size=cfg["pcd_buffer"],
                                           reinit_prob=0.0, init="bernoulli"),
-        "pcd_gwg": lambda: PersistentCD(sampler=GibbsWithGradients(), n_steps=cfg["pcd_gwg_steps"],
+        "pcd_gwg": lambda: PersistentCD(sampler=GibbsWithGradients(), steps=cfg["pcd_gwg_steps"],
                                         buffer_size=cfg["pcd_buffer"], reinit_prob=0.0, init="bernoulli"),
         "nce": lambda: NoiseContrastiveEstimation(noise=BernoulliNoise.from_data(train), noise_ratio=1.0),
         "ed_bernoulli": lambda: EnergyDiscrepancy(BernoulliPerturbation(0.1), m=cfg["ed_m"], w=1.0),
@@ -208,11 +209,8 @@ def _gray_objectives(cfg: Dict[str, Any], train: torch.Tensor) -> Dict[str, Call
 
 def _sample_binary(energy, base_probs: torch.Tensor, cfg: Dict[str, Any], generator: torch.Generator) -> torch.Tensor:
     x = (torch.rand((cfg["sample_chains"], base_probs.shape[0]), generator=generator) < base_probs).float()
-    sampler = GibbsWithGradients()
-    state = sampler.init(energy, x)
-    for _ in range(cfg["sample_steps"]):
-        state, _ = sampler.step(energy, state, generator=generator)
-    return state.x.detach()
+    last, _ = sample(energy, GibbsWithGradients(), x, cfg["sample_steps"], keep="last", warn=False, generator=generator)
+    return last.detach()
 
 
 def _gray_part(cfg: Dict[str, Any], seed: int) -> Dict[str, Any]:
@@ -228,7 +226,7 @@ def _gray_part(cfg: Dict[str, Any], seed: int) -> Dict[str, Any]:
         samples: Dict[str, torch.Tensor] = {}
         for k, (oname, make) in enumerate(_gray_objectives(cfg, train).items()):
             gen = torch.Generator().manual_seed(seed + 1000 * (di + 1) + k)
-            energy = reseed_linear_layers(BinaryMLPEnergy(train.shape[1], hidden=cfg["hidden"], base_probs=base), seed + k)
+            energy = init_parameters_(BinaryMLPEnergy(train.shape[1], hidden=cfg["hidden"], base_probs=base), torch.Generator().manual_seed(seed + k))
             objective = make()
             params = list(energy.parameters()) + list(objective.parameters())
             opt = torch.optim.Adam(params, lr=cfg["lr"])

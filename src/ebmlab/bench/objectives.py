@@ -1,4 +1,4 @@
-"""``ebmlab bench objectives``: every continuous estimator on the 2-D toy sets, and the seeds' failure modes.
+"""``ebmlab bench objectives``: every continuous estimator on the 2-D toy sets, and their known failure modes.
 
 Protocol (identical for every method)
 -------------------------------------
@@ -44,15 +44,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .._core.errors import ConfigError, TrainingDivergedError
+from .._core.errors import ConfigError, DataError, TrainingDivergedError
 from .._core.validation import check_int
 from ..data import toy, toy_bounds, toy_density, toy_density_names, toy_names
 from ..energies import MLPEnergy
 from ..energies.analytic import GaussianMixture
+from ..metrics.grid import grid_log_density
 from ..metrics.sinkhorn import sinkhorn
 from ..objectives import OBJECTIVES, EnergyDiscrepancy
 from ..train.fit import fit
-from .seeded import reseed_linear_layers
+from .._core.random import init_parameters_
 
 Bounds = Tuple[Tuple[float, float], Tuple[float, float]]
 
@@ -100,25 +101,7 @@ def ema_decay(steps: int) -> float:
 
 
 def _seeded_mlp(seed: int) -> MLPEnergy:
-    return reseed_linear_layers(MLPEnergy(2, HIDDEN, activation="softplus"), 10_000 + seed)
-
-
-def grid_log_density(energy, bounds: Bounds, resolution: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Cell centres (xs, ys), log p̂ on the grid [resolution, resolution] (index [ix, iy]) and log Z.
-
-    p̂(c) = exp(-U(c)) / Z, Z = Σ_cells exp(-U(c)) ΔA (midpoint rule on the box).
-    """
-    (x0, x1), (y0, y1) = bounds
-    dx, dy = (x1 - x0) / resolution, (y1 - y0) / resolution
-    xs = x0 + dx * (torch.arange(resolution, dtype=torch.float64) + 0.5)
-    ys = y0 + dy * (torch.arange(resolution, dtype=torch.float64) + 0.5)
-    gx, gy = torch.meshgrid(xs, ys, indexing="ij")
-    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
-    dtype = next(energy.parameters()).dtype
-    with torch.no_grad():
-        u = torch.cat([energy(chunk.to(dtype)) for chunk in pts.split(20000)]).double()
-    log_z = float(torch.logsumexp(-u, 0)) + math.log(dx * dy)
-    return xs, ys, (-u - log_z).reshape(resolution, resolution), log_z
+    return init_parameters_(MLPEnergy(2, HIDDEN, activation="softplus"), torch.Generator().manual_seed(10_000 + seed))
 
 
 def _log_density(energy, x: torch.Tensor, log_z: float) -> torch.Tensor:
@@ -151,9 +134,11 @@ def _train(name: str, objective, data: torch.Tensor, steps: int, seed: int) -> T
 
 def _evaluate(energy, test: torch.Tensor, bounds: Bounds, resolution: int, n_eval: int, n_sinkhorn: int, seed: int,
               exact=None) -> Dict[str, Any]:
-    xs, ys, log_p, log_z = grid_log_density(energy, bounds, resolution)
-    if not math.isfinite(log_z):
+    try:
+        grid = grid_log_density(energy, bounds, resolution)
+    except DataError:  # the energy is not finite on the grid: a diverged model, reported as NaN metrics
         return {"sinkhorn": float("nan"), "grid_nll": float("nan"), "log_density_mse": float("nan")}, None
+    xs, ys, log_p, log_z = grid.xs, grid.ys, grid.log_density.T.contiguous(), grid.log_z  # log_p[ix, iy]
     g = torch.Generator().manual_seed(50_000 + seed)
     samples = _grid_samples(xs, ys, log_p, n_eval, g)
     lp_test = _log_density(energy, test, log_z)
@@ -365,7 +350,7 @@ def run_objective_bench(out_dir, quick: bool = False, seeds: Optional[Sequence[i
                         objectives: Optional[Sequence[str]] = None, datasets: Optional[Sequence[str]] = None,
                         *, main: bool = True, failure_modes: Any = True, failure_steps: Optional[int] = None,
                         sizes: Optional[Dict[str, int]] = None, progress: bool = False) -> Dict[str, Any]:
-    """Train every continuous objective on the 2-D toy sets and measure the seeds' failure modes.
+    """Train every continuous objective on the 2-D toy sets and measure their known failure modes.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Interleaved A/B timing for benchmarks that report a cost *ratio* measured in one run.
 
-Method (see /work/shared/REFERENCES.md, "Timing on CPU"): fix the thread count, warm both code
+Method: fix the thread count, warm both code
 paths up, then alternate baseline and method for ``repeats`` rounds (A, B, B, A, A, B, ...: the
 order flips every round so that a slow drift within a round does not favour one side), each a
 block of work; every round gives one ratio (method time per unit) / (baseline time per unit),

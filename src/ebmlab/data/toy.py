@@ -3,8 +3,9 @@ r"""The standard 2-D toy data sets, drawn from a local ``torch.Generator``.
 Definitions follow FFJORD's ``lib/toy_data.py`` (Grathwohl et al. 2019), the field's standard,
 and scikit-learn's ``make_swiss_roll`` / ``make_circles`` / ``make_moons`` which it calls; they
 are re-implemented in torch so that every draw comes from the generator passed in (FFJORD draws
-2spirals and checkerboard from numpy's global RNG; ebmlab never touches a global RNG).  Seed
-004 (DiffEBM) adds two Gaussian mixtures with exact densities, ``8gaussians_unit`` and ``grid``.
+2spirals and checkerboard from numpy's global RNG; ebmlab never touches a global RNG).  The DiffEBM
+paper ("No MCMC Teaching for Me: Learning Energy-Based Models via Diffusion Synergy", anonymous,
+under review 2024) adds two Gaussian mixtures with exact densities, ``8gaussians_unit`` and ``grid``.
 
 ========================  ============================================================================
 name                      definition

@@ -21,21 +21,12 @@ import torch
 
 from .._core.errors import ConfigError
 from .._core.validation import check_int, check_positive
+from .._core.tensors import as_float_tensor
 from .base import Energy
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 ArrayLike = Union[float, Sequence, np.ndarray, torch.Tensor]
-
-
-def _as_float64(name: str, value: ArrayLike) -> torch.Tensor:
-    try:
-        t = torch.as_tensor(value, dtype=torch.float64)
-    except Exception as err:  # noqa: BLE001 - anything unconvertible is a bad option
-        raise ConfigError(f"{name} must be numeric, got {value!r} ({err})") from None
-    if not torch.isfinite(t).all():
-        raise ConfigError(f"{name} must be finite, got {value!r}")
-    return t.detach().cpu().clone()
 
 
 def _cholesky(name: str, cov: torch.Tensor) -> torch.Tensor:
@@ -77,11 +68,11 @@ class Gaussian(Energy):
 
     def __init__(self, mean: ArrayLike, cov: ArrayLike):
         super().__init__()
-        mean = _as_float64("mean", mean)
+        mean = as_float_tensor("mean", mean, dtype=torch.float64, device="cpu")
         if mean.ndim != 1 or mean.numel() == 0:
             raise ConfigError(f"mean must be a non-empty 1-D vector, got shape {tuple(mean.shape)}")
         d = mean.numel()
-        cov = _as_float64("cov", cov)
+        cov = as_float_tensor("cov", cov, dtype=torch.float64, device="cpu")
         if cov.ndim == 0 or (cov.ndim == 1 and cov.numel() == d):
             if bool((cov <= 0).any()):
                 raise ConfigError(f"cov given as variances must be > 0, got {cov.tolist()}")
@@ -158,11 +149,11 @@ class GaussianMixture(Energy):
 
     def __init__(self, means: ArrayLike, stds_or_covs: ArrayLike, weights: Optional[ArrayLike] = None):
         super().__init__()
-        means = _as_float64("means", means)
+        means = as_float_tensor("means", means, dtype=torch.float64, device="cpu")
         if means.ndim != 2 or means.numel() == 0:
             raise ConfigError(f"means must have shape [K, d] with K, d >= 1, got {tuple(means.shape)}")
         k, d = means.shape
-        s = _as_float64("stds_or_covs", stds_or_covs)
+        s = as_float_tensor("stds_or_covs", stds_or_covs, dtype=torch.float64, device="cpu")
         if s.ndim <= 2:
             if s.ndim == 0:
                 s = s.expand(k, d)
@@ -186,7 +177,7 @@ class GaussianMixture(Energy):
         if weights is None:
             w = torch.full((k,), 1.0 / k, dtype=torch.float64)
         else:
-            w = _as_float64("weights", weights)
+            w = as_float_tensor("weights", weights, dtype=torch.float64, device="cpu")
             if w.shape != (k,):
                 raise ConfigError(f"weights must have shape [{k}] (one per mean), got {tuple(w.shape)}")
             if bool((w <= 0).any()):

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch
 
-from .._core.errors import DataError
+from .._core.errors import ConfigError, DataError
 
-__all__ = ["to_spins", "from_spins", "flip", "check_binary"]
+__all__ = ["to_spins", "from_spins", "flip", "check_binary", "check_discrete_state"]
 
 
 def to_spins(x: torch.Tensor) -> torch.Tensor:
@@ -67,3 +67,28 @@ def check_binary(x: torch.Tensor, n_sites: int, *, name: str = "x") -> torch.Ten
     if not ((x == 0) | (x == 1)).all():
         raise DataError(f"{name} must contain only 0 and 1 (spins s = 2x - 1); convert spins with from_spins")
     return x
+
+
+def check_discrete_state(energy, x0: torch.Tensor, who: str) -> torch.Tensor:
+    """Check a discrete sampler's start: ``energy.discrete`` is True and ``x0`` is a {0,1} float tensor
+    of shape [chains, n_sites] (``n_sites`` = ``energy.n_sites`` when the energy has it).
+
+    ``who`` names the sampler in the messages.  Returns ``x0``.
+
+    Raises
+    ------
+    ConfigError
+        If the energy is continuous.
+    DataError
+        If ``x0`` is not a 2-D {0,1} float tensor of the energy's width (:func:`check_binary`).
+    """
+    if not getattr(energy, "discrete", False):
+        raise ConfigError(
+            f"{who} samples discrete energies on {{0,1}}^n (energy.discrete = True); "
+            f"{type(energy).__name__} is continuous, use a continuous sampler (mala, hmc, ...)"
+        )
+    if not isinstance(x0, torch.Tensor) or x0.ndim != 2:
+        shape = tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__
+        raise DataError(f"x0 must be a [chains, n_sites] tensor of {{0,1}} floats, got {shape}")
+    n = getattr(energy, "n_sites", x0.shape[1])
+    return check_binary(x0, n, name="x0")

@@ -5,29 +5,11 @@ from typing import Optional, Sequence
 
 import torch
 
-from .._core.errors import ConfigError, DataError
-from .._core.validation import check_probability
+from .._core.errors import ConfigError
 from .base import Energy
 from .flip_delta import flip_delta
 from .mlp import mlp
 from .registry import ENERGIES
-
-
-def bernoulli_base_probs(data: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Per-bit data means clamped to ``[eps, 1 - eps]``: the base measure of :class:`BinaryMLPEnergy`.
-
-    Parameters
-    ----------
-    data : Tensor[n, d]
-        {0,1}-valued data.
-    eps : float
-        Clamp, so that bits constant in the data keep a finite base log-probability.
-    """
-    eps = check_probability("eps", eps, open_low=True, open_high=True)
-    x = torch.as_tensor(data)
-    if x.ndim != 2:
-        raise DataError(f"data must be a 2-D tensor [n, d], got shape {tuple(x.shape)}")
-    return x.double().mean(0).clamp(eps, 1 - eps).to(x.dtype if x.is_floating_point() else torch.get_default_dtype())
 
 
 @ENERGIES.register("binary_mlp")
@@ -36,11 +18,11 @@ class BinaryMLPEnergy(Energy):
 
     ``f_theta`` is an MLP ``d -> hidden... -> 1`` and
     ``log Bern(x; p) = sum_i x_i log p_i + (1 - x_i) log(1 - p_i)`` a fixed product-Bernoulli base
-    measure (typically the data means, :func:`bernoulli_base_probs`), so that the untrained
+    measure (typically the data means, :func:`~ebmlab.energies.bernoulli_base_probs`), so that the untrained
     network (f ~ const) already models the data marginals and learning only has to add the
     dependencies.  This is the discrete energy-discrepancy architecture (Schröder et al., NeurIPS
     2024, "Energy-based modelling for discrete and mixed data via heat equations on structured
-    spaces"; REFERENCES "Binary EBM": MLP 32-256-256-256-1 minus log Bernoulli(data mean)).
+    spaces", and its reference code: MLP 32-256-256-256-1 minus log Bernoulli(data mean)).
 
     Parameters
     ----------

@@ -28,6 +28,7 @@ from torch import nn
 
 from .._core.errors import ConfigError, DataError
 from .._core.validation import check_choice, check_int
+from .._core.tensors import as_float_tensor
 from .base import Energy
 from .binary import to_spins
 from .registry import ENERGIES
@@ -39,22 +40,6 @@ def _check_shape(x: torch.Tensor, n_sites: int) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != n_sites:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise DataError(f"states must have shape [batch, {n_sites}] ({{0,1}} floats), got {shape}")
-
-
-def _as_float_tensor(name: str, value, dtype=None) -> torch.Tensor:
-    try:
-        t = torch.as_tensor(value, dtype=dtype) if dtype is not None and not isinstance(value, torch.Tensor) else torch.as_tensor(value)
-    except Exception as err:  # noqa: BLE001 - anything unconvertible is a config error
-        raise ConfigError(f"{name} could not be converted to a tensor: {err}") from None
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8)):
-        raise ConfigError(f"{name} must be real-valued, got dtype {t.dtype}")
-    if not t.is_floating_point():
-        t = t.to(dtype or torch.get_default_dtype())
-    elif dtype is not None:
-        t = t.to(dtype)
-    if not torch.isfinite(t).all():
-        raise ConfigError(f"{name} must be finite, got non-finite entries")
-    return t
 
 
 class Ising(Energy):
@@ -96,7 +81,7 @@ class Ising(Energy):
 
     def __init__(self, J, h=None, spins: str = "pm1", learnable: bool = False):
         super().__init__()
-        J = _as_float_tensor("J", J)
+        J = as_float_tensor("J", J)
         if J.ndim != 2 or J.shape[0] != J.shape[1] or J.shape[0] < 1:
             raise ConfigError(f"J must be a square [n, n] matrix, got shape {tuple(J.shape)}")
         n = J.shape[0]
@@ -112,7 +97,7 @@ class Ising(Energy):
         J.fill_diagonal_(0.0)
         if h is None:
             h = torch.zeros(n, dtype=J.dtype)
-        h = _as_float_tensor("h", h, dtype=J.dtype)
+        h = as_float_tensor("h", h, dtype=J.dtype)
         if h.shape != (n,):
             raise ConfigError(f"h must have shape [{n}] to match J, got {tuple(h.shape)}")
         self.spins = check_choice("spins", spins, ["pm1", "01"])
@@ -247,8 +232,8 @@ class IsingLattice(Energy):
         self.side = check_int("side", side, minimum=3 if self.periodic else 2)
         self.n_sites = self.side * self.side
         self.learnable = bool(learnable)
-        c = _as_float_tensor("coupling", coupling, dtype=torch.float64)
-        f = _as_float_tensor("field", field, dtype=torch.float64)
+        c = as_float_tensor("coupling", coupling, dtype=torch.float64)
+        f = as_float_tensor("field", field, dtype=torch.float64)
         if c.ndim != 0 or f.ndim != 0:
             raise ConfigError("coupling and field must be scalars (use Ising(J, h) for site-dependent values)")
         if self.learnable:
@@ -273,8 +258,12 @@ class IsingLattice(Energy):
         self.register_buffer("neighbours", torch.stack(nbrs, dim=1), persistent=False)
 
     @classmethod
-    def from_seed000(cls, side: int, alpha: float, beta: float, periodic: bool = True) -> "IsingLattice":
-        r"""The parametrisation of seed 000: p(y) ∝ exp(alpha sum_i y_i + beta sum_{i~j} 1[y_i = y_j]).
+    def from_ones_and_agreements(cls, side: int, alpha: float, beta: float, periodic: bool = True) -> "IsingLattice":
+        r"""The lattice from weights on two counts: the number of ones and the number of agreeing neighbour pairs.
+
+        p(y) ∝ exp(alpha sum_i y_i + beta sum_{i~j} 1[y_i = y_j]) on y in {0,1}^n (the two-state Potts
+        form of the Ising model, with sufficient statistics "number of ones" and "number of
+        nearest-neighbour pairs that agree").
 
         With y in {0,1}, y_i = (1 + s_i)/2 and 1[y_i = y_j] = (1 + s_i s_j)/2, so
 

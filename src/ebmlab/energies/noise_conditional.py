@@ -4,13 +4,12 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 import torch
-from torch import nn
 
 from .._core.errors import ConfigError
 from .._core.validation import check_int, check_positive
 from .base import Energy
 from .registry import ENERGIES
-from .mlp import make_activation
+from .mlp import mlp
 
 
 @ENERGIES.register("noise_conditional_mlp")
@@ -51,13 +50,7 @@ class NoiseConditionalMLPEnergy(Energy):
         self.hidden = tuple(check_int("hidden width", h) for h in hidden)
         self.activation = activation
         self.sigma = check_positive("sigma", sigma)
-        layers = []
-        width = self.dim + 1
-        for h in self.hidden:
-            layers += [nn.Linear(width, h), make_activation(activation)]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(self.dim + 1, self.hidden, activation)  # input [x, log σ]
 
     def forward(self, x: torch.Tensor, sigma: Union[None, float, torch.Tensor] = None) -> torch.Tensor:
         """U(x, σ) per row; ``sigma`` is a float, a 0-d tensor or ``Tensor[batch]`` (default ``self.sigma``)."""

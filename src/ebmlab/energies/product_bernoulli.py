@@ -10,6 +10,42 @@ from .._core.validation import check_int, check_probability
 from .base import Energy
 
 
+def bernoulli_base_probs(data, eps: float = 1e-3) -> torch.Tensor:
+    """Per-bit data means clamped to ``[eps, 1 - eps]``: the maximum-likelihood product Bernoulli.
+
+    p_i = clamp((1/n) Σ_r x_ri, eps, 1 - eps), the mean accumulated in float64.  It is the base
+    measure of :class:`~ebmlab.energies.BinaryMLPEnergy` and :meth:`ProductBernoulli.from_data`.
+
+    Parameters
+    ----------
+    data : Tensor[n, d]
+        {0,1}-valued data (n >= 1; values in [0, 1] are accepted and read as bit probabilities).
+    eps : float
+        Clamp in (0, 1/2), so that bits constant in the data keep a finite log-probability.
+
+    Returns
+    -------
+    Tensor[d] in the data's floating dtype (the default dtype for integer or bool data).
+    """
+    eps = check_probability("eps", eps, open_low=True, open_high=True)
+    if eps >= 0.5:
+        raise ConfigError(f"eps must be in (0, 0.5) so that [eps, 1 - eps] is an interval, got {eps!r}")
+    try:
+        x = torch.as_tensor(data)
+    except Exception as err:  # noqa: BLE001 - anything unconvertible is a data error
+        raise DataError(f"data could not be converted to a tensor: {err}") from None
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise DataError(f"data must be a 2-D tensor [n, d] of {{0,1}} values with n >= 1, got shape {tuple(x.shape)}")
+    if not (x.is_floating_point() or x.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32,
+                                                 torch.int64)):
+        raise DataError(f"data must hold {{0,1}} values, got dtype {x.dtype}")
+    xd = x.double()
+    if not bool(((xd >= 0) & (xd <= 1)).all()):  # also rejects NaN
+        raise DataError("data must hold {0,1} values (bits; values in [0, 1] as bit probabilities); got values outside [0, 1] or NaN")
+    out_dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    return xd.mean(0).clamp(eps, 1 - eps).to(out_dtype)
+
+
 class ProductBernoulli(Energy):
     r"""Independent bits: p(x) = Π_i p_i^{x_i} (1 - p_i)^{1 - x_i} on x in {0,1}^d.
 
@@ -40,13 +76,9 @@ class ProductBernoulli(Energy):
 
     @classmethod
     def from_data(cls, data: torch.Tensor, eps: float = 1e-3) -> "ProductBernoulli":
-        """The product Bernoulli with the data's bit means, clamped to [eps, 1 - eps]."""
-        eps = check_probability("eps", eps, open_low=True, open_high=True)
-        x = torch.as_tensor(data)
-        if x.ndim != 2 or x.shape[0] < 1:
-            raise DataError(f"data must be a 2-D tensor [n, d] of {{0,1}} values, got shape {tuple(x.shape)}")
-        x = x.to(torch.get_default_dtype()) if not x.is_floating_point() else x
-        return cls(x.mean(0).clamp(eps, 1 - eps))
+        """The product Bernoulli with the data's bit means, clamped to [eps, 1 - eps]
+        (:func:`bernoulli_base_probs`)."""
+        return cls(bernoulli_base_probs(data, eps))
 
     @property
     def dim(self) -> int:

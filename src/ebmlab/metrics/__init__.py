@@ -2,7 +2,7 @@
 from .sinkhorn import sinkhorn
 from .mmd import mmd, median_heuristic
 from .energy_distance import energy_distance
-from .grid import grid_density, grid_log_prob, grid_log_z, grid_nll
+from .grid import GridLogDensity, grid_density, grid_log_density, grid_log_prob, grid_log_z, grid_nll
 from .c2st import c2st
-from .mcmc_diagnostics import ess, mcse_mean, rhat
+from .mcmc_diagnostics import ess, ess_bulk, ess_tail, mcse_mean, rhat
 from .exact import enumerate_states, exact_expectation, exact_log_prob, exact_log_z, exact_marginals, exact_moments, kaufman_log_z

@@ -11,17 +11,10 @@ cross-validation.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .._core.errors import DataError
-from .._core.validation import check_data, check_int
-
-
-def _samples(x, name: str) -> np.ndarray:
-    t = torch.as_tensor(x)
-    if t.ndim == 1:
-        t = t[:, None]
-    return check_data(t, name=name, min_rows=2).to(torch.float64).cpu().numpy()
+from .._core.validation import check_int
+from .samples import as_sample_pair
 
 
 def c2st(x, y, seed: int = 1, n_folds: int = 5, z_score: bool = True) -> float:
@@ -48,9 +41,7 @@ def c2st(x, y, seed: int = 1, n_folds: int = 5, z_score: bool = True) -> float:
 
     n_folds = check_int("n_folds", n_folds, minimum=2)
     seed = check_int("seed", seed, minimum=0)
-    xs, ys = _samples(x, "x"), _samples(y, "y")
-    if xs.shape[1] != ys.shape[1]:
-        raise DataError(f"x and y must have the same number of columns, got {xs.shape[1]} and {ys.shape[1]}")
+    xs, ys = (t.cpu().numpy() for t in as_sample_pair(x, y))
     if min(xs.shape[0], ys.shape[0]) < n_folds:
         raise DataError(f"c2st needs at least n_folds={n_folds} rows in each sample, got {xs.shape[0]} and {ys.shape[0]}")
     if z_score:

@@ -11,17 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .._core.errors import DataError
-from .._core.validation import check_data
+from .samples import as_sample_pair
 
 _BLOCK = 2048
-
-
-def _samples(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if t.ndim == 1:
-        t = t[:, None]
-    return check_data(t, name=name, min_rows=2).to(torch.float64)
 
 
 def _distance_sum(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -42,10 +34,7 @@ def energy_distance(x, y, unbiased: bool = False) -> float:
     -------
     float
     """
-    xs, ys = _samples(x, "x"), _samples(y, "y")
-    if xs.shape[1] != ys.shape[1]:
-        raise DataError(f"x and y must have the same number of columns, got {xs.shape[1]} and {ys.shape[1]}")
-    ys = ys.to(xs.device)
+    xs, ys = as_sample_pair(x, y)
     n, m = xs.shape[0], ys.shape[0]
     dxy = _distance_sum(xs, ys) / (n * m)
     nx, ny = (n * (n - 1), m * (m - 1)) if unbiased else (n * n, m * m)

@@ -11,38 +11,36 @@ O(block · (n + m)) and large samples do not run out of memory.
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .._core.errors import ConfigError, DataError
-from .._core.validation import check_choice, check_data, check_positive
+from .._core.validation import check_choice, check_int, check_positive
+from .samples import as_sample_pair, subsample_rows
 
 _KERNELS = ("gaussian", "laplacian")
 _BLOCK = 2048
-#: the median heuristic looks at most at this many pooled points (a fixed, seeded subset beyond)
-MEDIAN_MAX_POINTS = 2000
+#: the median heuristic looks at most at this many pooled points by default (a random subset beyond)
+MEDIAN_MAX_SAMPLES = 2000
 
 
-def _samples(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if t.ndim == 1:
-        t = t[:, None]
-    return check_data(t, name=name, min_rows=2).to(torch.float64)
-
-
-def median_heuristic(x, y) -> float:
+def median_heuristic(x, y, max_samples: Optional[int] = MEDIAN_MAX_SAMPLES,
+                     generator: Optional[torch.Generator] = None) -> float:
     """Median of the pairwise Euclidean distances |z_i - z_j|, i < j, of the pooled sample z = (x, y).
 
-    Gretton et al. (2012), Sec. 8.  When the pooled sample has more than ``MEDIAN_MAX_POINTS``
-    rows, the median is taken over a subset of that size chosen with a fixed seed (0), so the
-    result is deterministic.
+    Gretton et al. (2012), Sec. 8.  A heuristic bandwidth, so its O(S²) cost is capped: when the
+    pooled sample has more than ``max_samples`` rows (default 2000), the median is taken over a
+    uniformly random subset of ``max_samples`` pooled rows drawn with ``generator`` (None: a
+    generator seeded with 0, so the result is deterministic); ``max_samples=None`` uses every row.
+    The subset changes the bandwidth by a relative O(1/√max_samples), not the MMD estimator.
     """
-    z = torch.cat([_samples(x, "x"), _samples(y, "y").to(torch.as_tensor(x).device)])
-    if z.shape[0] > MEDIAN_MAX_POINTS:
-        g = torch.Generator().manual_seed(0)
-        z = z[torch.randperm(z.shape[0], generator=g)[:MEDIAN_MAX_POINTS].to(z.device)]
+    xs, ys = as_sample_pair(x, y)
+    z = torch.cat([xs, ys])
+    if max_samples is not None:
+        max_samples = check_int("max_samples", max_samples, minimum=2)
+    z = subsample_rows(z, max_samples, generator if generator is not None else torch.Generator().manual_seed(0))
     med = float(np.median(torch.pdist(z).cpu().numpy()))
     if not med > 0:
         raise DataError("the median pairwise distance of the pooled sample is 0; give an explicit bandwidth")
@@ -73,7 +71,9 @@ def mmd(x, y, bandwidth: Union[None, float, Sequence[float]] = None, kernel: str
         Kernel bandwidth h: Gaussian k(a, b) = exp(-|a - b|² / (2 h²)), Laplacian
         k(a, b) = exp(-|a - b| / h).  A sequence gives the sum of the kernels (a multi-scale
         kernel).  None (default): the median heuristic, h = median pairwise distance of the
-        pooled sample (:func:`median_heuristic`).
+        pooled sample (:func:`median_heuristic` with its defaults: at most 2000 pooled rows, a
+        subset drawn with a generator seeded 0 beyond; pass ``bandwidth=median_heuristic(x, y,
+        max_samples=None)`` for the exact median).
     kernel : {"gaussian", "laplacian"}
     unbiased : bool
         True (default): the U-statistic MMD²_u; False: the V-statistic (diagonals kept, >= 0).
@@ -84,10 +84,7 @@ def mmd(x, y, bandwidth: Union[None, float, Sequence[float]] = None, kernel: str
         The estimate of MMD² (squared: take the square root of a V-statistic for the MMD itself).
     """
     check_choice("kernel", kernel, _KERNELS)
-    xs, ys = _samples(x, "x"), _samples(y, "y")
-    if xs.shape[1] != ys.shape[1]:
-        raise DataError(f"x and y must have the same number of columns, got {xs.shape[1]} and {ys.shape[1]}")
-    ys = ys.to(xs.device)
+    xs, ys = as_sample_pair(x, y)
     if bandwidth is None:
         bws = [median_heuristic(xs, ys)]
     elif isinstance(bandwidth, (list, tuple)):

@@ -30,16 +30,12 @@ from typing import Optional, Tuple
 
 import torch
 
-from .._core.errors import ConfigError, DataError
-from .._core.random import as_generator
-from .._core.validation import check_data, check_int, check_positive
+from .._core.errors import ConfigError
+from .._core.validation import check_int, check_positive
+from .samples import as_sample_pair, subsample_rows
 
-
-def _samples(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if t.ndim == 1:
-        t = t[:, None]
-    return check_data(t, name=name, min_rows=1).to(torch.float64)
+#: default cap on the rows of each sample (the cost matrices need O(n m) memory and time)
+MAX_SAMPLES = 2000
 
 
 def _cost(x: torch.Tensor, y: torch.Tensor, p: int) -> torch.Tensor:
@@ -121,14 +117,15 @@ def _ot_self(cxx: torch.Tensor, la: torch.Tensor, schedule: list, max_iter: int,
     return float(2.0 * (a * f).sum()), converged
 
 
-def sinkhorn(x, y, reg: float = 0.05, p: int = 2, debiased: bool = True, max_samples: Optional[int] = 2000,
+def sinkhorn(x, y, reg: float = 0.05, p: int = 2, debiased: bool = True, max_samples: Optional[int] = MAX_SAMPLES,
              max_iter: int = 10000, tol: float = 1e-4, scaling: float = 0.5,
-             generator: Optional[torch.Generator] = None, seed: Optional[int] = 0) -> float:
+             generator: Optional[torch.Generator] = None) -> float:
     r"""Debiased Sinkhorn divergence S_ε(x, y) between two samples (uniform weights).
 
     S_ε(α, β) = OT_ε(α, β) - ½ OT_ε(α, α) - ½ OT_ε(β, β) with cost |x - y|^p (module docstring;
-    Genevay et al. 2018, Feydy et al. 2019).  Seed 004 (DiffEBM) evaluates samplers with a
-    Sinkhorn distance with squared Euclidean cost on 2-D toy data.
+    Genevay et al. 2018, Feydy et al. 2019).  "No MCMC teaching for me: learning energy-based
+    models via diffusion synergy" (DiffEBM) evaluates 2-D EBMs and samplers with a Sinkhorn
+    distance (Cuturi 2013) with squared Euclidean cost.
 
     Parameters
     ----------
@@ -143,13 +140,17 @@ def sinkhorn(x, y, reg: float = 0.05, p: int = 2, debiased: bool = True, max_sam
         True (default): S_ε.  False: the raw entropic cost OT_ε(x, y) (including the ε KL term),
         which is biased (OT_ε(x, x) > 0).
     max_samples : int or None
-        If a sample has more rows, a random subset of this size is used (drawn with ``generator``
-        or ``seed``), because the cost matrix needs O(n m) memory.  None: always use all rows.
+        Cap on the rows of each sample (default 2000), because the cost matrices need O(n m)
+        memory and time: a sample with more rows is replaced by a uniformly random subset of
+        ``max_samples`` rows (without replacement, drawn with ``generator``), and a
+        ``RuntimeWarning`` names the sizes.  The value is then that of the subsets, whose
+        sampling error is larger than that of the full samples.  None: always use every row.
     max_iter, tol, scaling
         Iteration cap, stopping tolerance on the L1 marginal error, ε-scaling ratio in (0, 1).
         A RuntimeWarning is issued if ``max_iter`` is reached before ``tol``.
-    generator, seed
-        Randomness for subsampling only (``generator`` wins; default ``seed=0``: deterministic).
+    generator : torch.Generator, optional
+        Randomness of the subsampling only (x's subset first, then y's).  None: a generator
+        seeded with 0, so that the default is deterministic.
 
     Returns
     -------
@@ -163,18 +164,22 @@ def sinkhorn(x, y, reg: float = 0.05, p: int = 2, debiased: bool = True, max_sam
     scaling = check_positive("scaling", scaling)
     if scaling >= 1:
         raise ConfigError(f"scaling must be in (0, 1), got {scaling!r}")
-    xs, ys = _samples(x, "x"), _samples(y, "y")
-    if xs.shape[1] != ys.shape[1]:
-        raise DataError(f"x and y must have the same number of columns, got {xs.shape[1]} and {ys.shape[1]}")
-    ys = ys.to(xs.device)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ConfigError(f"generator must be a torch.Generator or None, got {generator!r}")
+    xs, ys = as_sample_pair(x, y, min_rows=1)
     if max_samples is not None:
         max_samples = check_int("max_samples", max_samples)
         if xs.shape[0] > max_samples or ys.shape[0] > max_samples:
-            g = generator if generator is not None else as_generator(seed if seed is not None else 0)
-            if xs.shape[0] > max_samples:
-                xs = xs[torch.randperm(xs.shape[0], generator=g)[:max_samples].to(xs.device)]
-            if ys.shape[0] > max_samples:
-                ys = ys[torch.randperm(ys.shape[0], generator=g)[:max_samples].to(ys.device)]
+            warnings.warn(
+                f"sinkhorn: x has {xs.shape[0]} rows and y {ys.shape[0]}; each sample with more than "
+                f"max_samples={max_samples} rows is replaced by a random subset of {max_samples} rows. "
+                "Pass max_samples=None to use every row (O(n m) memory) or a larger max_samples",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            g = generator if generator is not None else torch.Generator().manual_seed(0)
+            xs = subsample_rows(xs, max_samples, g)
+            ys = subsample_rows(ys, max_samples, g)
     both = torch.cat([xs, ys])
     diameter = float((both.max(0).values - both.min(0).values).norm())
     schedule = _eps_schedule(max(diameter, 1e-12), reg, p, scaling)

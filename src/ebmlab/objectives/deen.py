@@ -8,7 +8,7 @@ import torch
 from .._core.validation import check_positive
 from .base import OBJECTIVES, LossOutput, Objective
 from .denoising_score_matching import DenoisingScoreMatching, is_noise_conditional
-from .score_matching import differentiable_input, energy_and_grad_graph
+from .autograd import differentiable_input, energy_and_grad_graph
 
 
 @OBJECTIVES.register("deen")

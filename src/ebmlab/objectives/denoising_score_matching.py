@@ -11,7 +11,7 @@ from .._core.errors import ConfigError
 from .._core.random import randn_like
 from .._core.validation import check_int, check_positive
 from .base import OBJECTIVES, LossOutput, Objective
-from .score_matching import differentiable_input, energy_and_grad_graph
+from .autograd import differentiable_input, energy_and_grad_graph
 
 DEFAULT_SIGMA = 0.1
 

@@ -9,7 +9,7 @@ import torch
 from .._core.errors import ConfigError
 from .._core.validation import check_choice, check_int
 from .base import OBJECTIVES, LossOutput, Objective
-from .score_matching import differentiable_input, energy_and_grad_graph
+from .autograd import differentiable_input, energy_and_grad_graph
 
 PROJECTIONS = ("rademacher", "gaussian", "sphere")
 

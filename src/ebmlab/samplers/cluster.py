@@ -38,8 +38,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .._core.errors import ConfigError
+from ..energies.binary import check_discrete_state
+from .accept import metropolis_hastings, select
 from .base import SAMPLERS, Info, Sampler, SamplerState
-from .gibbs import _check_discrete
 
 __all__ = ["SwendsenWang", "Wolff"]
 
@@ -81,7 +82,7 @@ class SwendsenWang(Sampler):
 
     def init(self, energy, x0: torch.Tensor) -> SamplerState:
         _check_lattice(energy, "SwendsenWang")
-        x0 = _check_discrete(energy, x0, "SwendsenWang")
+        x0 = check_discrete_state(energy, x0, "SwendsenWang")
         with torch.no_grad():
             u = energy(x0).detach()
         return SamplerState(x=x0, energy=u, grad=None, step_size=0.0, extra={})
@@ -144,7 +145,7 @@ class Wolff(Sampler):
 
     def init(self, energy, x0: torch.Tensor) -> SamplerState:
         _check_lattice(energy, "Wolff")
-        x0 = _check_discrete(energy, x0, "Wolff")
+        x0 = check_discrete_state(energy, x0, "Wolff")
         with torch.no_grad():
             u = energy(x0).detach()
         return SamplerState(x=x0, energy=u, grad=None, step_size=0.0, extra={})
@@ -183,13 +184,12 @@ class Wolff(Sampler):
             cluster = cluster.reshape(B, n)
             size = cluster.sum(-1)
             if field == 0.0:
-                acc_prob = torch.ones(B, dtype=x.dtype, device=x.device)
+                log_ratio = torch.zeros(B, dtype=x.dtype, device=x.device)  # always accepted
             else:
                 s_sum = (2.0 * sigma.reshape(B).to(torch.float64) - 1.0) * size.to(torch.float64)
-                acc_prob = torch.exp((-2.0 * field * s_sum).clamp(max=0.0)).to(x.dtype)
-            accept = torch.rand(B, dtype=x.dtype, device=x.device, generator=generator) < acc_prob
-            flip = cluster & accept.unsqueeze(-1)
-            x_new = torch.where(flip, 1.0 - x, x)
+                log_ratio = (-2.0 * field * s_sum).to(x.dtype)
+            accept, acc_prob = metropolis_hastings(log_ratio, generator)
+            x_new = select(accept, torch.where(cluster, 1.0 - x, x), x)
             u_new = energy(x_new).detach()
         info = Info(
             acceptance_rate=acc_prob,

@@ -15,26 +15,13 @@ from typing import Optional, Tuple
 
 import torch
 
-from .._core.errors import ConfigError, DataError
+from .._core.errors import ConfigError
 from .._core.validation import check_choice
-from ..energies.binary import check_binary
+from ..energies.binary import check_discrete_state
 from .base import SAMPLERS, Info, Sampler, SamplerState
 from .lattice_colouring import greedy_colouring, is_proper_colouring, lattice_colouring
 
 __all__ = ["Gibbs", "CheckerboardGibbs"]
-
-
-def _check_discrete(energy, x0: torch.Tensor, who: str) -> torch.Tensor:
-    if not getattr(energy, "discrete", False):
-        raise ConfigError(
-            f"{who} samples discrete energies on {{0,1}}^n (energy.discrete = True); "
-            f"{type(energy).__name__} is continuous, use a continuous sampler (mala, hmc, ...)"
-        )
-    if not isinstance(x0, torch.Tensor) or x0.ndim != 2:
-        shape = tuple(x0.shape) if isinstance(x0, torch.Tensor) else type(x0).__name__
-        raise DataError(f"x0 must be a [chains, n_sites] tensor of {{0,1}} floats, got {shape}")
-    n = getattr(energy, "n_sites", x0.shape[1])
-    return check_binary(x0, n, name="x0")
 
 
 def _flip_probability_threshold(u: torch.Tensor) -> torch.Tensor:
@@ -85,7 +72,7 @@ class Gibbs(Sampler):
         self.scan = check_choice("scan", scan, ["random", "systematic"])
 
     def init(self, energy, x0: torch.Tensor) -> SamplerState:
-        x0 = _check_discrete(energy, x0, "Gibbs")
+        x0 = check_discrete_state(energy, x0, "Gibbs")
         with torch.no_grad():
             u = energy(x0).detach()
         return SamplerState(x=x0, energy=u, grad=None, step_size=0.0, extra={})
@@ -190,7 +177,7 @@ class CheckerboardGibbs(Sampler):
         return greedy_colouring(J.detach())
 
     def init(self, energy, x0: torch.Tensor) -> SamplerState:
-        x0 = _check_discrete(energy, x0, "CheckerboardGibbs")
+        x0 = check_discrete_state(energy, x0, "CheckerboardGibbs")
         if not hasattr(energy, "delta"):
             raise ConfigError(f"CheckerboardGibbs needs energy.delta(x); {type(energy).__name__} has none: use Gibbs")
         if not hasattr(energy, "n_sites"):

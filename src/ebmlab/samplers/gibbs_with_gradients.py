@@ -31,8 +31,9 @@ from typing import Optional, Tuple
 import torch
 
 from .._core.errors import ConfigError
+from ..energies.binary import check_discrete_state
+from .accept import metropolis_hastings, select
 from .base import SAMPLERS, Info, Sampler, SamplerState
-from .gibbs import _check_discrete
 
 __all__ = ["GibbsWithGradients"]
 
@@ -73,7 +74,7 @@ class GibbsWithGradients(Sampler):
         return u, g, (1.0 - 2.0 * x) * g
 
     def init(self, energy, x0: torch.Tensor) -> SamplerState:
-        x0 = _check_discrete(energy, x0, "GibbsWithGradients")
+        x0 = check_discrete_state(energy, x0, "GibbsWithGradients")
         if self.use_delta and not hasattr(energy, "delta"):
             raise ConfigError(f"use_delta=True needs energy.delta(x); {type(energy).__name__} has none")
         u, g, d = self._local(energy, x0)
@@ -99,17 +100,13 @@ class GibbsWithGradients(Sampler):
             u_new, g_new, d_new = self._local(energy, x_new)
         with torch.no_grad():
             logq_rev = torch.log_softmax(-0.5 * d_new, dim=-1)[rows, idx]
-            log_alpha = (u - u_new) + logq_rev - logq[rows, idx]
-            log_alpha = torch.nan_to_num(log_alpha, nan=-float("inf"))
-            acc_prob = torch.exp(log_alpha.clamp(max=0.0))
-            v = torch.rand(B, dtype=log_alpha.dtype, device=x.device, generator=generator)
-            accept = v < acc_prob
-            a = accept.unsqueeze(-1)
+            log_ratio = (u - u_new) + logq_rev - logq[rows, idx]  # NaN is rejected by metropolis_hastings
+            accept, acc_prob = metropolis_hastings(log_ratio, generator)
             new_state = state.replace(
-                x=torch.where(a, x_new, x),
-                energy=torch.where(accept, u_new, u),
-                grad=None if g_new is None else torch.where(a, g_new, state.grad),
-                extra={"delta": torch.where(a, d_new, d)},
+                x=select(accept, x_new, x),
+                energy=select(accept, u_new, u),
+                grad=None if g_new is None else select(accept, g_new, state.grad),
+                extra={"delta": select(accept, d_new, d)},
             )
         info = Info(
             acceptance_rate=acc_prob.to(x.dtype),

