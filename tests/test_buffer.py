@@ -77,7 +77,7 @@ def test_bad_arguments():
     buf = ReplayBuffer(10, 0.05, uniform_noise)
     with pytest.raises(ConfigError, match="update"):
         buf.update(torch.tensor([0]), torch.zeros(1, 3))
-    with pytest.raises(ConfigError, match="n must be"):
+    with pytest.raises(ConfigError, match="n_samples must be"):
         buf.sample(11)
     x, idx = buf.sample(4)
     with pytest.raises(DataError, match="shape"):

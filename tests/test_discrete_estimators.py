@@ -91,7 +91,7 @@ ESTIMATORS = {
     "nce": (lambda pb: NoiseContrastiveEstimation(noise=BernoulliNoise.from_data(pb["data"]), noise_ratio=4.0,
                                                   log_z_init=D * math.log(2)),  # log Z of the initial J = 0 model
             dict(steps=600, batch_size=1000), TOL_MLE),
-    "ed_bernoulli": (lambda pb: build("ed", perturbation="bernoulli", eps=0.1, m=32, w=1.0),
+    "ed_bernoulli": (lambda pb: build("ed", perturbation="bernoulli", flip_prob=0.1, m=32, w=1.0),
                      dict(steps=600, batch_size=250), TOL_MLE),
     "ed_neighbourhood": (lambda pb: build("ed", perturbation="neighbourhood", m=32, w=1.0),
                          dict(steps=600, batch_size=250), TOL_MLE),

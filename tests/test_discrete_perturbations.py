@@ -30,8 +30,8 @@ def test_registered_by_name():
 
 
 def test_bernoulli_flip_rate_and_contrast_shape():
-    eps, n, d, m = 0.1, 4000, 16, 8
-    p = BernoulliPerturbation(eps)
+    flip_prob, n, d, m = 0.1, 4000, 16, 8
+    p = BernoulliPerturbation(flip_prob)
     x = _data(n, d)
     g = torch.Generator().manual_seed(1)
     y = p.perturb(x, generator=g)
@@ -39,15 +39,15 @@ def test_bernoulli_flip_rate_and_contrast_shape():
     assert y.shape == x.shape and xn.shape == (n, m, d)
     for flips, count in (((y != x).double(), n * d), ((xn != y.unsqueeze(1)).double(), n * m * d)):
         rate = float(flips.mean())
-        assert abs(rate - eps) / math.sqrt(eps * (1 - eps) / count) < 4.5
+        assert abs(rate - flip_prob) / math.sqrt(flip_prob * (1 - flip_prob) / count) < 4.5
     # negatives are drawn independently of each other: the flip masks of two negatives are uncorrelated
     f = (xn != y.unsqueeze(1)).double()
     both = float((f[:, 0] * f[:, 1]).mean())
-    assert abs(both - eps ** 2) / math.sqrt(eps ** 2 * (1 - eps ** 2) / (n * d)) < 4.5
+    assert abs(both - flip_prob ** 2) / math.sqrt(flip_prob ** 2 * (1 - flip_prob ** 2) / (n * d)) < 4.5
 
 
 def test_bernoulli_flips_are_the_xor_of_the_uniform_mask_in_every_dtype():
-    """y = x XOR [u < eps] with u the generator's uniforms, values in {0,1} and the dtype of x kept."""
+    """y = x XOR [u < flip_prob] with u the generator's uniforms, values in {0,1} and the dtype of x kept."""
     for dtype in (torch.float32, torch.float64):
         x = _data(50, 12).to(dtype)
         y = BernoulliPerturbation(0.3).perturb(x, generator=torch.Generator().manual_seed(7))
@@ -131,7 +131,7 @@ def test_energy_discrepancy_accepts_discrete_perturbations_by_name():
 
     e = BinaryMLPEnergy(8, hidden=(16,))
     x = _data(32, 8).float()
-    for name, kw in (("bernoulli", {"eps": 0.1}), ("neighbourhood", {}), ("pooling", {"window": 2})):
+    for name, kw in (("bernoulli", {"flip_prob": 0.1}), ("neighbourhood", {}), ("pooling", {"window": 2})):
         obj = build("ed", perturbation=name, m=32, **kw)
         assert not obj.continuous
         out = obj(e, x, generator=torch.Generator().manual_seed(0))

@@ -104,7 +104,7 @@ def test_cd_does_not_converge_on_a_frozen_chain():
     # tests/test_ergm_mcmc_mle.py::test_cd_and_ed_land_near_the_mle: within one standard error)
     theta, se = _exact_mle("edges + triangle")
     with pytest.warns(UserWarning, match="separated"):
-        fit = ERGM("edges + triangle").fit(_prism(), method="cd", n_steps=32, generator=torch.Generator().manual_seed(6))
+        fit = ERGM("edges + triangle").fit(_prism(), method="cd", steps=32, generator=torch.Generator().manual_seed(6))
     assert fit.converged and np.all(np.abs(fit.coef - theta) < se), (fit.coef, theta, se)
 
 

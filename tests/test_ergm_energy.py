@@ -355,11 +355,11 @@ def test_energy_discrepancy_objective_reproduces_the_ergm_ed_fit():
     g = nx.Graph()
     g.add_nodes_from(range(6))
     g.add_edges_from([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (2, 4), (4, 5)])
-    fit = ERGM("edges + triangle").fit(g, method="ed", seed=0, n_noise=96, m=8, se_sample_size=64)
+    fit = ERGM("edges + triangle").fit(g, method="ed", seed=0, n_noise=96, m=8, se_n_samples=64)
     assert fit.diagnostics["start"] == "mple" and not fit.diagnostics["restarted_from_zero"]
     bound = ERGM("edges + triangle").bind(g)
-    eps = fit.diagnostics["eps"]
-    ed = EnergyDiscrepancy(BernoulliPerturbation(eps), m=8, w=1.0)
+    flip_prob = fit.diagnostics["flip_prob"]
+    ed = EnergyDiscrepancy(BernoulliPerturbation(flip_prob), m=8, w=1.0)
     batch = bound.observed_dyads().float().expand(96, -1)
     # the same perturbations (the fit's noise seed), evaluated by the generic objective on the ERGM energy
     U = bound.energy(fit.coef, learnable=True)
@@ -379,7 +379,7 @@ def test_ed_reports_a_restart_from_zero_when_the_mple_is_separated():
     g.add_nodes_from(range(6))
     g.add_edges_from([(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (1, 4), (3, 5), (0, 5)])
     with pytest.warns(UserWarning) as record:
-        fit = ERGM("edges + triangle").fit(g, method="ed", seed=0, n_noise=64, m=8, se_sample_size=64)
+        fit = ERGM("edges + triangle").fit(g, method="ed", seed=0, n_noise=64, m=8, se_n_samples=64)
     assert any("started from theta = 0" in str(w.message) for w in record)
     assert fit.diagnostics["restarted_from_zero"] and fit.diagnostics["start"] == "zeros"
     assert "started from theta = 0" in fit.summary()

@@ -27,7 +27,7 @@ def test_gof_distributions_match_networkx():
 def test_gof_and_plot(tmp_path):
     g = nx.florentine_families_graph()
     fit = ERGM("edges + gwesp(0.5)").fit(g, method="mple")
-    gof = fit.gof(n_sim=30, seed=2)
+    gof = fit.gof(n_samples=30, seed=2)
     assert gof.statistics["degree"].simulated.shape == (30, 15)
     s = gof.statistics["esp"]
     assert np.all(s.lower <= s.mean + 1e-12) and np.all(s.mean <= s.upper + 1e-12)

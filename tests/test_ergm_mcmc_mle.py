@@ -89,7 +89,7 @@ def test_near_degenerate_fit_is_flagged():
     g = nx.karate_club_graph()
     with pytest.warns(UserWarning):
         fit = ERGM("edges + triangle").fit(g, method="mcmc_mle", seed=0, init=[-1.0, 1.5], max_iter=2,
-                                           sample_size=256, loglik=False)
+                                           n_samples=256, loglik=False)
     assert fit.degenerate or not fit.converged
 
 
@@ -122,11 +122,11 @@ def test_directed_mcmc_mle_matches_exact_mle():
 
 
 def test_ed_with_too_much_noise_is_flagged():
-    """With eps = 0.1 on the karate club (56 flips per step) the stabiliser swamps the loss: warn, no
+    """With flip_prob = 0.1 on the karate club (56 flips per step) the stabiliser swamps the loss: warn, no
     silent fit."""
     with pytest.warns(UserWarning) as record:
-        fit = ERGM("edges + triangle").fit(nx.karate_club_graph(), method="ed", seed=0, eps=0.1, n_noise=32,
-                                           se_sample_size=64)
+        fit = ERGM("edges + triangle").fit(nx.karate_club_graph(), method="ed", seed=0, flip_prob=0.1, n_noise=32,
+                                           se_n_samples=64)
     assert any("stabiliser" in str(w.message) for w in record)
     assert not fit.converged
 
@@ -139,6 +139,6 @@ def test_bridge_sampled_loglik_matches_enumeration(formula):
     bound = ERGM(formula).bind(_graph())
     theta = np.array([-0.8, 0.4, 0.2][:bound.n_params])
     exact = exact_loglik(bound, theta)
-    est, se = bridge_loglik(bound, theta, numpy_rng(0), n_bridges=8, n_chains=32, draws_per_chain=8)
+    est, se = bridge_loglik(bound, theta, numpy_rng(0), n_bridges=8, n_chains=32, n_draws=8)
     assert 0 < se < 0.5
     assert abs(est - exact) < 4.5 * se, (est, exact, se)

@@ -34,7 +34,7 @@ def test_sampler_matches_exact_expectations(formula, theta, proposal):
     bound = model.bind(nx.empty_graph(N_NODES))
     exact = _exact_mean_statistics(bound, theta)
     C, K = 200, 40
-    run = bound.run_chains(np.array(theta), n_chains=C, n_draws=K, burn_in=200, interval=10,
+    run = bound.run_chains(np.array(theta), n_chains=C, n_draws=K, burn_in=200, thin=10,
                            rng=numpy_rng(11), proposal=proposal)
     chain_means = run.statistics.mean(0)            # [C, p]
     est = chain_means.mean(0)
@@ -51,7 +51,7 @@ def test_directed_sampler_matches_exact_expectations():
     bound = model.bind(g)  # 12 ordered pairs
     theta = np.array([-0.7, 1.1])
     exact = _exact_mean_statistics(bound, theta)
-    run = bound.run_chains(theta, n_chains=200, n_draws=40, burn_in=200, interval=10, rng=numpy_rng(5))
+    run = bound.run_chains(theta, n_chains=200, n_draws=40, burn_in=200, thin=10, rng=numpy_rng(5))
     cm = run.statistics.mean(0)
     z = (cm.mean(0) - exact) / (cm.std(0, ddof=1) / np.sqrt(200))
     assert np.all(np.abs(z) < 4.5), z
@@ -60,20 +60,20 @@ def test_directed_sampler_matches_exact_expectations():
 def test_simulate_api_returns_graphs_and_is_reproducible():
     model = ERGM("edges + triangle")
     g = nx.florentine_families_graph()
-    a = model.simulate(g, [-1.5, 0.1], n=20, seed=3, return_graphs=True, burn_in=200, interval=20)
-    b = model.simulate(g, [-1.5, 0.1], n=20, seed=3, burn_in=200, interval=20)
+    a = model.simulate(g, [-1.5, 0.1], n_samples=20, seed=3, return_graphs=True, burn_in=200, thin=20)
+    b = model.simulate(g, [-1.5, 0.1], n_samples=20, seed=3, burn_in=200, thin=20)
     np.testing.assert_array_equal(a.statistics, b.statistics)
     assert a.statistics.shape == (20, 2) and len(a.graphs) == 20
     assert set(a.graphs[0].nodes) == set(g.nodes)
     np.testing.assert_allclose(model.statistics(a.graphs[7]), a.statistics[7])
     assert 0 < a.acceptance_rate <= 1 and a.toggles_per_second > 0
-    c = model.simulate(10, [-1.0, 0.0], n=5, seed=1)   # from the empty graph on 10 nodes
+    c = model.simulate(10, [-1.0, 0.0], n_samples=5, seed=1)   # from the empty graph on 10 nodes
     assert c.statistics.shape == (5, 2)
 
 
 def test_degenerate_simulation_is_flagged():
     model = ERGM("edges + triangle")
     with pytest.warns(UserWarning, match="near-degenerate"):
-        sim = model.simulate(nx.florentine_families_graph(), [0.0, 2.0], n=64, seed=0, burn_in=3000,
-                             interval=50)
+        sim = model.simulate(nx.florentine_families_graph(), [0.0, 2.0], n_samples=64, seed=0, burn_in=3000,
+                             thin=50)
     assert sim.degenerate and sim.degenerate_fraction > 0.5

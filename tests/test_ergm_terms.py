@@ -150,7 +150,7 @@ def test_error_messages():
     with pytest.raises(ConfigError, match="kstar"):
         ERGM("kstar(0)").bind(und)
     with pytest.raises(ConfigError, match="theta has 1 values but the model has 2"):
-        ERGM("edges + triangle").simulate(und, [0.1], n=2)
+        ERGM("edges + triangle").simulate(und, [0.1], n_samples=2)
     with pytest.raises(ConfigError, match="unknown ERGM fitting method 'mle'.*mcmc_mle"):
         ERGM("edges").fit(und, method="mle")
     with pytest.raises(ConfigError, match="repeats"):

@@ -306,3 +306,22 @@ def test_c2st_same_law_is_chance_and_shift_gives_bayes_accuracy():
     assert far > 0.99
     with pytest.raises(DataError):
         c2st(x[:3], x[:3], n_folds=5)
+
+
+def test_c2st_generator_is_an_int_seed_or_a_torch_generator():
+    from ebmlab.metrics.c2st import sklearn_random_state
+
+    # an int is sklearn's random_state as is (generator=1 is sbibm's seed=1); a generator gives one draw from it
+    assert sklearn_random_state(7) == 7
+    draw = int(torch.randint(0, 2**31, (1,), generator=_gen(3)).item())
+    assert sklearn_random_state(_gen(3)) == draw
+    g = _gen(4)
+    assert sklearn_random_state(g) != sklearn_random_state(g)  # the generator advances
+    for bad in (-1, 1.5, "1", True):
+        with pytest.raises(ConfigError, match="generator"):
+            sklearn_random_state(bad)
+    x = torch.randn(40, 2, generator=_gen(5), dtype=F64)
+    y = torch.randn(40, 2, generator=_gen(6), dtype=F64) + 1.0
+    a = c2st(x, y, generator=_gen(8), n_folds=2)
+    assert a == c2st(x, y, generator=_gen(8), n_folds=2)
+    assert a == c2st(x, y, generator=sklearn_random_state(_gen(8)), n_folds=2)

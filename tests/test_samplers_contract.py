@@ -111,13 +111,26 @@ def test_driver_thinning_keeps_every_thin_th_post_burn_in_state():
     seen = []
     x, info = sample(
         Quadratic(), build("ula"), torch.zeros(2, 2), steps=10, burn_in=4, thin=4, generator=0,
-        callback=lambda i, state, info: seen.append(state.x.clone()),
+        callbacks=[lambda step, state, info: seen.append((step, state.x.clone()))],
     )
-    assert len(seen) == 14 and x.shape[0] == 3
+    assert [step for step, _ in seen] == list(range(14)) and x.shape[0] == 3
     for k, i in enumerate((0, 4, 8)):
-        assert torch.equal(x[k], seen[4 + i])
-    assert torch.equal(info.state.x, seen[-1])
+        assert torch.equal(x[k], seen[4 + i][1])
+    assert torch.equal(info.state.x, seen[-1][1])
     assert info.steps == 10 and info.burn_in == 4 and info.thin == 4 and info.wall_time > 0
+
+
+def test_driver_calls_every_callback_with_keywords_and_rejects_bad_ones():
+    calls = {"a": [], "b": []}
+    sample(Quadratic(), build("mala"), torch.zeros(3, 2), steps=3, burn_in=2, generator=0,
+           callbacks=[lambda **kw: calls["a"].append(kw), lambda *, step, state, info: calls["b"].append(step)])
+    assert [kw["step"] for kw in calls["a"]] == [0, 1, 2, 3, 4] and calls["b"] == [0, 1, 2, 3, 4]
+    assert list(calls["a"][0]) == ["step", "state", "info"]
+    assert calls["a"][-1]["info"].acceptance_rate.shape == (3,)
+    with pytest.raises(ConfigError, match=r"callbacks=\[fn\]"):
+        sample(Quadratic(), "ula", torch.zeros(2, 2), steps=2, callbacks=lambda **kw: None)
+    with pytest.raises(ConfigError, match="callable"):
+        sample(Quadratic(), "ula", torch.zeros(2, 2), steps=2, callbacks=[1])
 
 
 def test_driver_accepts_names_and_freezes_adapted_step():

@@ -39,9 +39,9 @@ def bench_graphs() -> Dict[str, nx.Graph]:
 def _options(method: str, quick: bool) -> Dict[str, Any]:
     if not quick:
         return {}
-    return {"mcmc_mle": {"sample_size": 512, "final_sample_factor": 2, "n_bridges": 4},
-            "cd": {"sample_size": 512, "se_sample_size": 512},
-            "ed": {"se_sample_size": 512}}.get(method, {})
+    return {"mcmc_mle": {"n_samples": 512, "final_sample_factor": 2, "n_bridges": 4},
+            "cd": {"n_samples": 512, "se_n_samples": 512},
+            "ed": {"se_n_samples": 512}}.get(method, {})
 
 
 def _fit_row(graph_name: str, graph: nx.Graph, formula: str, method: str, seed: int, quick: bool) -> Dict[str, Any]:
@@ -71,7 +71,7 @@ def _sampler_speed(graphs: Dict[str, nx.Graph], quick: bool) -> List[Dict[str, A
             for proposal in ("tnt", "random"):
                 for chains in ((64,) if quick else (16, 64, 256)):
                     steps = 1000 if quick else 3000
-                    sim = model.simulate(g, theta, n=chains, burn_in=steps - 1, interval=1, seed=0,
+                    sim = model.simulate(g, theta, n_samples=chains, burn_in=steps - 1, thin=1, seed=0,
                                          n_chains=chains, proposal=proposal)
                     rows.append({"graph": name, "model": formula, "proposal": proposal, "chains": chains,
                                  "toggles_per_second": sim.toggles_per_second,

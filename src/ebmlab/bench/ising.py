@@ -20,7 +20,7 @@ Estimators:
 - ``pseudo_likelihood`` (Besag 1975);
 - ``pcd_gibbs``: PCD, buffer 100, 1 random-scan Gibbs sweep (n single-site updates) per iteration;
 - ``pcd_gwg``: PCD, buffer 100, 100 Gibbs-with-gradients steps (one proposed flip each) per iteration;
-- ``ed_bernoulli`` (eps .1), ``ed_neighbourhood``, ``ed_pooling`` (2 x 2 blocks of the lattice):
+- ``ed_bernoulli`` (flip_prob .1), ``ed_neighbourhood``, ``ed_pooling`` (2 x 2 blocks of the lattice):
   energy discrepancy with M = 32, w = 1 (Schröder et al. 2024 defaults).  Pooling ED does not identify J
   (see :class:`~ebmlab.objectives.discrete_perturbations.PoolingPerturbation`): its RMSE is not expected
   to go to zero.
@@ -97,7 +97,7 @@ def ising_config(quick: bool) -> Dict[str, Any]:
         "gibbs_sweeps": 1,
         "ed_m": 32,
         "ed_w": 1.0,
-        "bernoulli_eps": 0.1,
+        "bernoulli_flip_prob": 0.1,
         "pooling_window": 2,
     }
 
@@ -132,7 +132,7 @@ def _ising_objectives(cfg: Dict[str, Any]) -> Dict[str, Callable[[], Any]]:
                                           reinit_prob=0.0, init="bernoulli"),
         "pcd_gwg": lambda: PersistentCD(sampler=GibbsWithGradients(), steps=cfg["gwg_steps"],
                                         buffer_size=cfg["buffer_size"], reinit_prob=0.0, init="bernoulli"),
-        "ed_bernoulli": lambda: EnergyDiscrepancy(BernoulliPerturbation(cfg["bernoulli_eps"]), m=cfg["ed_m"], w=cfg["ed_w"]),
+        "ed_bernoulli": lambda: EnergyDiscrepancy(BernoulliPerturbation(cfg["bernoulli_flip_prob"]), m=cfg["ed_m"], w=cfg["ed_w"]),
         "ed_neighbourhood": lambda: EnergyDiscrepancy(NeighbourhoodPerturbation(), m=cfg["ed_m"], w=cfg["ed_w"]),
         "ed_pooling": lambda: EnergyDiscrepancy(PoolingPerturbation(cfg["pooling_window"], shape=(side, side)),
                                                 m=cfg["ed_m"], w=cfg["ed_w"]),

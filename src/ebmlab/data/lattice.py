@@ -10,7 +10,7 @@ Ising law exactly invariant:
 - followed, for ferromagnetic couplings, by one :class:`~ebmlab.samplers.SwendsenWang` update
   (exact for any field), which removes critical slowing down near coupling 0.4407.
 
-``chains`` independent chains are run in parallel from uniform random states; after
+``n_chains`` independent chains are run in parallel from uniform random states; after
 ``burn_in`` sweeps each chain contributes one sample every ``sweeps`` sweeps (one "sweep" = one
 checkerboard sweep plus, with the cluster update, one Swendsen–Wang step).
 """
@@ -42,7 +42,7 @@ def ising_dataset(
     periodic: bool = True,
     sweeps: int = 10,
     burn_in: int = 500,
-    chains: Optional[int] = None,
+    n_chains: Optional[int] = None,
     method: str = "auto",
     seed: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
@@ -61,8 +61,8 @@ def ising_dataset(
         Sweeps between two kept samples of the same chain (thinning).
     burn_in : int
         Sweeps discarded at the start of every chain.
-    chains : int, optional
-        Parallel chains (default ``min(n, 100)``); each keeps ceil(n / chains) samples and the
+    n_chains : int, optional
+        Parallel chains (default ``min(n, 100)``); each keeps ceil(n / n_chains) samples and the
         first ``n`` rows (chain-major within each kept sweep) are returned.
     method : {"auto", "checkerboard", "checkerboard+sw"}
         ``"auto"`` uses ``"checkerboard+sw"`` when coupling >= 0 (Swendsen–Wang needs a
@@ -80,7 +80,7 @@ def ising_dataset(
     n = check_int("n", n, minimum=1)
     sweeps = check_int("sweeps", sweeps, minimum=1)
     burn_in = check_int("burn_in", burn_in, minimum=0)
-    chains = min(n, 100) if chains is None else check_int("chains", chains, minimum=1)
+    n_chains = min(n, 100) if n_chains is None else check_int("n_chains", n_chains, minimum=1)
     method = check_choice("method", method, ["auto", "checkerboard", "checkerboard+sw"])
     energy = IsingLattice(side, coupling, field=field, periodic=periodic)
     if method == "auto":
@@ -90,10 +90,10 @@ def ising_dataset(
     g = generator if generator is not None else as_generator(seed)
 
     kernel = Cycle(CheckerboardGibbs(), SwendsenWang()) if method == "checkerboard+sw" else CheckerboardGibbs()
-    x0 = (torch.rand(chains, energy.n_sites, generator=g) < 0.5).to(dtype)
+    x0 = (torch.rand(n_chains, energy.n_sites, generator=g) < 0.5).to(dtype)
     # every chain: burn_in sweeps, then one kept state every `sweeps` sweeps (the runner keeps post-burn-in steps
     # 0, thin, 2 thin, ..., so the first kept state comes after burn_in + sweeps sweeps)
-    per_chain = math.ceil(n / chains)
+    per_chain = math.ceil(n / n_chains)
     xs, _ = sample(energy, kernel, x0, (per_chain - 1) * sweeps + 1, burn_in=burn_in + sweeps - 1, thin=sweeps,
                    generator=g, warn=False)
     return xs.reshape(-1, energy.n_sites)[:n].contiguous()

@@ -26,14 +26,14 @@ def cli_fit(path: str, formula: str, method: str = "mple", seed: Optional[int] =
     gof : bool
         Append a goodness-of-fit table; ``gof_plot`` also writes its figure to that path.
     **options
-        Estimator options (e.g. ``sample_size=2048``).
+        Estimator options (e.g. ``n_samples=2048``).
     """
     graph = read_graph(path, directed=directed)
     model = ERGM(formula)
     result = model.fit(graph, method=method, seed=seed, **options)
     text = result.summary()
     if gof or gof_plot:
-        g = result.gof(n_sim=100, seed=None if seed is None else seed + 1)
+        g = result.gof(n_samples=100, seed=None if seed is None else seed + 1)
         text += "\n\n" + g.summary()
         if gof_plot:
             g.plot(gof_plot)

@@ -29,7 +29,7 @@ class GOFStatistic:
     name: str
     support: List[str]
     observed: np.ndarray
-    simulated: np.ndarray  # [n_sim, K]
+    simulated: np.ndarray  # [n_samples, K]
 
     @property
     def mean(self) -> np.ndarray:
@@ -55,7 +55,7 @@ class GOFResult:
     """Goodness-of-fit distributions: ``statistics['degree' | 'esp' | 'distance']``."""
 
     statistics: Dict[str, GOFStatistic]
-    n_sim: int
+    n_samples: int
     formula: str = ""
 
     def as_dict(self) -> Dict[str, Dict[str, list]]:
@@ -65,7 +65,7 @@ class GOFResult:
 
     def summary(self) -> str:
         """Tables like statnet's ``print.gof``, trimmed to values that occur."""
-        lines = [f"Goodness of fit ({self.n_sim} simulations) for {self.formula}"]
+        lines = [f"Goodness of fit ({self.n_samples} simulations) for {self.formula}"]
         for name, s in self.statistics.items():
             lines += ["", f"{name}:", f"{'':>6} {'obs':>7} {'min95':>7} {'mean':>8} {'max95':>7} {'MC p':>6}"]
             keep = (s.observed > 0) | (s.upper > 0)
@@ -131,30 +131,30 @@ def gof_distributions(A: np.ndarray, directed: bool) -> Dict[str, np.ndarray]:
             "distance": distance.astype(np.float64)}
 
 
-def goodness_of_fit(result, n_sim: int = 100, seed: Optional[int] = None, *, generator=None,
-                    burn_in: Optional[int] = None, interval: Optional[int] = None, proposal: str = "tnt",
+def goodness_of_fit(result, n_samples: int = 100, seed: Optional[int] = None, *, generator=None,
+                    burn_in: Optional[int] = None, thin: Optional[int] = None, proposal: str = "tnt",
                     n_chains: int = 20) -> GOFResult:
-    """Simulate ``n_sim`` graphs at ``result.coef`` and compare GOF distributions with the observed graph.
+    """Simulate ``n_samples`` graphs at ``result.coef`` and compare GOF distributions with the observed graph.
 
     Parameters
     ----------
     result : ERGMResult
-    n_sim : int
+    n_samples : int
     seed / generator : randomness
-    burn_in, interval : MH settings (defaults of the model: 16 and 1 toggles per dyad)
+    burn_in, thin : MH settings (defaults of the model: 16 and 1 toggles per dyad)
     n_chains : int
         Independent chains the draws are spread over.
     """
-    n_sim = check_int("n_sim", n_sim, minimum=2)
+    n_samples = check_int("n_samples", n_samples, minimum=2)
     bound = result.model
     rng = numpy_rng(seed, generator)
-    C = min(n_sim, check_int("n_chains", n_chains))
-    run = bound.run_chains(result.coef, n_chains=C, n_draws=-(-n_sim // C),
+    C = min(n_samples, check_int("n_chains", n_chains))
+    run = bound.run_chains(result.coef, n_chains=C, n_draws=-(-n_samples // C),
                            burn_in=bound.default_burn_in() if burn_in is None else burn_in,
-                           interval=bound.default_interval() if interval is None else interval,
+                           thin=bound.default_thin() if thin is None else thin,
                            rng=rng, proposal=proposal, return_graphs=True)
     n = bound.network.n_nodes
-    graphs = run.graphs.reshape(-1, n, n)[:n_sim]
+    graphs = run.graphs.reshape(-1, n, n)[:n_samples]
     directed = bound.network.directed
     obs = gof_distributions(bound.network.adjacency, directed)
     sims = [gof_distributions(g, directed) for g in graphs]
@@ -165,4 +165,4 @@ def goodness_of_fit(result, n_sim: int = 100, seed: Optional[int] = None, *, gen
     }
     stats = {name: GOFStatistic(name, supports[name], obs[name], np.stack([s[name] for s in sims]))
              for name in ("degree", "esp", "distance")}
-    return GOFResult(stats, n_sim, result.formula)
+    return GOFResult(stats, n_samples, result.formula)

@@ -96,14 +96,14 @@ def _log_mean_exp_by_chain(values: np.ndarray) -> Tuple[float, np.ndarray]:
 
 
 def bridge_loglik(bound, theta: np.ndarray, rng: np.random.Generator, *, n_bridges: int = 8,
-                  n_chains: int = 32, draws_per_chain: int = 16, burn_in: Optional[int] = None,
-                  warm_burn_in: Optional[int] = None, interval: Optional[int] = None,
+                  n_chains: int = 32, n_draws: int = 16, burn_in: Optional[int] = None,
+                  warm_burn_in: Optional[int] = None, thin: Optional[int] = None,
                   proposal: str = "tnt") -> Tuple[float, float]:
     """Bridge-sampling estimate of log p_theta(y_obs) and its Monte Carlo standard error.
 
     The bridges are visited from theta_ref to theta; the first starts at the observed graph after
     ``burn_in`` steps, each later one continues the chains of the previous bridge after ``warm_burn_in``
-    steps (default: one thinning interval; neighbouring bridges are close).
+    steps (default: ``thin`` steps; neighbouring bridges are close).
 
     Returns
     -------
@@ -121,15 +121,15 @@ def bridge_loglik(bound, theta: np.ndarray, rng: np.random.Generator, *, n_bridg
     else:
         log_z = D * math.log(2.0)
     burn_in = bound.default_burn_in() if burn_in is None else burn_in
-    interval = bound.default_interval() if interval is None else interval
-    warm_burn_in = interval if warm_burn_in is None else warm_burn_in
+    thin = bound.default_thin() if thin is None else thin
+    warm_burn_in = thin if warm_burn_in is None else warm_burn_in
     start, burn = None, burn_in
     step = (theta - ref) / n_bridges
     var = 0.0
     for k in range(n_bridges):
         mid = ref + (k + 0.5) * step
-        run = bound.run_chains(mid, n_chains=n_chains, n_draws=draws_per_chain, burn_in=burn,
-                               interval=interval, rng=rng, proposal=proposal, start=start)
+        run = bound.run_chains(mid, n_chains=n_chains, n_draws=n_draws, burn_in=burn,
+                               thin=thin, rng=rng, proposal=proposal, start=start)
         start, burn = run.final.A, warm_burn_in
         centred = run.statistics - s_obs  # [K, C, p]
         up, up_c = _log_mean_exp_by_chain(centred @ (step / 2))

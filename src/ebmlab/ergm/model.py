@@ -132,22 +132,22 @@ class BoundERGM:
         """The bound network as a dyad vector, a float64 tensor ``[1, n_dyads]`` (the energy's state)."""
         return torch.from_numpy(self.dyads.from_adjacency(self.network.adjacency[None]))
 
-    def run_chains(self, theta: np.ndarray, *, n_chains: int, n_draws: int, burn_in: int, interval: int,
+    def run_chains(self, theta: np.ndarray, *, n_chains: int, n_draws: int, burn_in: int, thin: int,
                    rng: np.random.Generator, proposal: str = "tnt", start: Optional[np.ndarray] = None,
                    return_graphs: bool = False) -> MHRun:
         """Run ``n_chains`` MH chains (from ``start`` or from the observed graph)."""
         a = self.network.adjacency if start is None else np.asarray(start, dtype=np.float64)
         a = np.broadcast_to(a, (n_chains,) + a.shape[-2:]) if a.ndim == 2 else a
         return run_metropolis_hastings(self.terms, self.dyads, a, np.asarray(theta, dtype=np.float64),
-                                       n_draws=n_draws, burn_in=burn_in, interval=interval, rng=rng,
+                                       n_draws=n_draws, burn_in=burn_in, thin=thin, rng=rng,
                                        proposal=proposal, return_graphs=return_graphs)
 
     def default_burn_in(self) -> int:
         """Default burn-in per chain: 8 proposals per dyad (at least 512)."""
         return max(512, 8 * self.dyads.n_dyads)
 
-    def default_interval(self) -> int:
-        """Default thinning interval: one proposal per two dyads (at least 16)."""
+    def default_thin(self) -> int:
+        """Default ``thin`` (steps between kept draws): one proposal per two dyads (at least 16)."""
         return max(16, self.dyads.n_dyads // 2)
 
     def default_warm_burn_in(self) -> int:
@@ -161,10 +161,10 @@ class Simulation:
 
     Attributes
     ----------
-    statistics : ndarray [n, p]
+    statistics : ndarray [n_samples, p]
         s(y) of each draw (time-major over chains: draw k of chain c is row k * n_chains + c).
     labels : list of str
-    chain : ndarray [n]
+    chain : ndarray [n_samples]
         Index of the chain that produced each draw.
     graphs : list of networkx graphs, or None
     acceptance_rate : float
@@ -330,8 +330,9 @@ class ERGM:
     def labels(self, graph: Union[nx.Graph, Network, int]) -> List[str]:
         return self.bind(graph).labels
 
-    def simulate(self, graph_or_n_nodes: Union[nx.Graph, Network, int], theta: Sequence[float], n: int = 100,
-                 burn_in: Optional[int] = None, interval: Optional[int] = None, seed: Optional[int] = None, *,
+    def simulate(self, graph_or_n_nodes: Union[nx.Graph, Network, int], theta: Sequence[float],
+                 n_samples: int = 100, burn_in: Optional[int] = None, thin: Optional[int] = None,
+                 seed: Optional[int] = None, *,
                  generator: Optional[torch.Generator] = None, proposal: str = "tnt",
                  n_chains: Optional[int] = None, return_graphs: bool = False) -> Simulation:
         """Draw graphs from p_theta with dyad-toggle Metropolis–Hastings (see :mod:`ebmlab.ergm.sampler`).
@@ -340,39 +341,39 @@ class ERGM:
         ----------
         graph_or_n_nodes : networkx graph or int
             Chains start from this graph (node attributes are read from it), or from the empty graph on
-            ``n`` nodes.
+            that many nodes.
         theta : sequence of float
             One coefficient per statistic.
-        n : int
+        n_samples : int
             Number of draws.
-        burn_in, interval : int, optional
+        burn_in, thin : int, optional
             Steps per chain before the first draw and between draws (defaults: 8 and 1/2 proposals per dyad).
         seed / generator
             Randomness (int seed or torch.Generator).
         proposal : {"tnt", "random"}
         n_chains : int, optional
-            Independent chains run in parallel (default min(n, 32)); draws are spread evenly over chains.
+            Independent chains run in parallel (default min(n_samples, 32)); draws are spread evenly over chains.
         return_graphs : bool
             Also return the draws as networkx graphs.
         """
         bound = self.bind(graph_or_n_nodes)
         theta = _check_theta(theta, bound)
-        n = check_int("n", n)
+        n_samples = check_int("n_samples", n_samples)
         check_choice("proposal", proposal, PROPOSALS)
         burn_in = bound.default_burn_in() if burn_in is None else check_int("burn_in", burn_in, minimum=0)
-        interval = bound.default_interval() if interval is None else check_int("interval", interval)
-        n_chains = min(n, 32) if n_chains is None else check_int("n_chains", n_chains)
+        thin = bound.default_thin() if thin is None else check_int("thin", thin)
+        n_chains = min(n_samples, 32) if n_chains is None else check_int("n_chains", n_chains)
         rng = numpy_rng(seed, generator)
-        per_chain = -(-n // n_chains)
-        run = bound.run_chains(theta, n_chains=n_chains, n_draws=per_chain, burn_in=burn_in, interval=interval,
+        per_chain = -(-n_samples // n_chains)
+        run = bound.run_chains(theta, n_chains=n_chains, n_draws=per_chain, burn_in=burn_in, thin=thin,
                                rng=rng, proposal=proposal, return_graphs=return_graphs)
-        stats = run.statistics.reshape(-1, bound.n_params)[:n]
-        chain = np.tile(np.arange(n_chains), per_chain)[:n]
-        frac = degeneracy_fraction(run.n_ties.reshape(-1)[:n], bound.dyads.n_dyads)
+        stats = run.statistics.reshape(-1, bound.n_params)[:n_samples]
+        chain = np.tile(np.arange(n_chains), per_chain)[:n_samples]
+        frac = degeneracy_fraction(run.n_ties.reshape(-1)[:n_samples], bound.dyads.n_dyads)
         flag = warn_if_degenerate(frac, theta, bound.labels, "simulate")
         graphs = None
         if return_graphs:
-            mats = run.graphs.reshape((-1,) + run.graphs.shape[2:])[:n]
+            mats = run.graphs.reshape((-1,) + run.graphs.shape[2:])[:n_samples]
             graphs = [bound.network.to_networkx(m) for m in mats]
         return Simulation(stats, bound.labels, chain, graphs, float(run.acceptance_rate.mean()),
                           run.toggles_per_second, frac, flag, run.n_toggles, run.seconds)

@@ -172,21 +172,21 @@ class ERGMResult:
         return self.summary()
 
     # ------------------------------------------------------------------------------------------
-    def gof(self, n_sim: int = 100, seed: Optional[int] = None, *, generator=None, **options):
+    def gof(self, n_samples: int = 100, seed: Optional[int] = None, *, generator=None, **options):
         """Goodness of fit: degree, edgewise shared partners and geodesic distances, observed vs simulated.
 
         See :func:`ebmlab.ergm.gof.goodness_of_fit`.
         """
         from .gof import goodness_of_fit
 
-        return goodness_of_fit(self, n_sim=n_sim, seed=seed, generator=generator, **options)
+        return goodness_of_fit(self, n_samples=n_samples, seed=seed, generator=generator, **options)
 
-    def simulate(self, n: int = 100, seed: Optional[int] = None, *, generator=None, **options):
+    def simulate(self, n_samples: int = 100, seed: Optional[int] = None, *, generator=None, **options):
         """Draw graphs from the fitted model (see :meth:`ebmlab.ergm.ERGM.simulate`)."""
         from .model import ERGM
 
-        return ERGM(self.formula).simulate(self.model.network, self.coef, n, seed=seed, generator=generator,
-                                           **options)
+        return ERGM(self.formula).simulate(self.model.network, self.coef, n_samples, seed=seed,
+                                           generator=generator, **options)
 
 
 def _format_number(v: float, digits: int) -> str:

@@ -21,8 +21,8 @@ __all__ = ["numpy_rng"]
 def numpy_rng(seed: Optional[int] = None, generator: Optional[torch.Generator] = None) -> np.random.Generator:
     """A ``numpy.random.Generator`` from an int ``seed`` or a ``torch.Generator`` (not both).
 
-    With neither, a fresh draw from torch's default generator seeds it, so ``torch.manual_seed`` still
-    makes runs reproducible.
+    With neither, one draw from torch's default generator seeds it: like every torch function called with
+    ``generator=None``, the run then follows (and advances, never reseeds) the global torch RNG.
     """
     if seed is not None and generator is not None:
         raise ConfigError("give either seed or generator, not both")

@@ -64,7 +64,7 @@ class MHRun:
 
 
 def run_metropolis_hastings(terms: Sequence[Term], dyads: DyadIndex, start: np.ndarray, theta: np.ndarray,
-                            *, n_draws: int, burn_in: int, interval: int, rng: np.random.Generator,
+                            *, n_draws: int, burn_in: int, thin: int, rng: np.random.Generator,
                             proposal: str = "tnt", return_graphs: bool = False,
                             block: int = 512) -> MHRun:
     """Run ``C = start.shape[0]`` chains of dyad-toggle Metropolis–Hastings.
@@ -78,7 +78,7 @@ def run_metropolis_hastings(terms: Sequence[Term], dyads: DyadIndex, start: np.n
         Initial adjacency of every chain.
     theta : ndarray [p]
     n_draws : int
-        Draws recorded per chain, after ``burn_in`` steps and then every ``interval`` steps.
+        Draws recorded per chain, after ``burn_in`` steps and then every ``thin`` steps.
     proposal : {"tnt", "random"}
     rng : numpy Generator
     return_graphs : bool
@@ -97,7 +97,7 @@ def run_metropolis_hastings(terms: Sequence[Term], dyads: DyadIndex, start: np.n
     C, D = g.n_chains, dyads.n_dyads
     stats = np.stack([t.statistic(g.A) for t in terms], 1) if terms else np.zeros((C, 0))
     ar = g.all_chains
-    total = burn_in + n_draws * interval
+    total = burn_in + n_draws * thin
     out_stats = np.empty((n_draws, C, len(terms)))
     out_ties = np.empty((n_draws, C), dtype=np.int64)
     out_graphs = np.empty((n_draws, C, g.n_nodes, g.n_nodes), dtype=np.uint8) if return_graphs else None
@@ -149,7 +149,7 @@ def run_metropolis_hastings(terms: Sequence[Term], dyads: DyadIndex, start: np.n
                 stats[idx] += delta[idx]
                 accepted[idx] += 1
             step += 1
-            if step > burn_in and (step - burn_in) % interval == 0:
+            if step > burn_in and (step - burn_in) % thin == 0:
                 out_stats[k] = stats
                 out_ties[k] = g.n_ties
                 if out_graphs is not None:

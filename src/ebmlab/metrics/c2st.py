@@ -10,21 +10,43 @@ cross-validation.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Union
 
-from .._core.errors import DataError
+import numpy as np
+import torch
+
+from .._core.errors import ConfigError, DataError
 from .._core.validation import check_int
 from .samples import as_sample_pair
 
 
-def c2st(x, y, seed: int = 1, n_folds: int = 5, z_score: bool = True) -> float:
+def sklearn_random_state(generator: Union[int, torch.Generator, None]) -> int:
+    """The int ``random_state`` scikit-learn takes, from ebmlab's ``generator`` (an int, a ``torch.Generator``
+    or None).
+
+    An int >= 0 is used as it is (so ``generator=1`` is sbibm's ``seed=1``); a ``torch.Generator`` gives one
+    draw in [0, 2^31) from it, so the same generator state always gives the same ``random_state``; ``None``
+    takes that draw from torch's default generator (advancing it, never reseeding it).
+    """
+    if isinstance(generator, torch.Generator):
+        return int(torch.randint(0, 2**31, (1,), generator=generator, device=generator.device).item())
+    if generator is None:
+        return int(torch.randint(0, 2**31, (1,)).item())
+    if isinstance(generator, bool) or not isinstance(generator, (int, np.integer)):
+        raise ConfigError(f"generator must be an int seed >= 0, a torch.Generator or None, got {generator!r}")
+    return check_int("generator", int(generator), minimum=0, maximum=2**32 - 1)
+
+
+def c2st(x, y, generator: Union[int, torch.Generator, None] = 1, n_folds: int = 5, z_score: bool = True) -> float:
     """Classifier two-sample test accuracy (sbibm protocol; module docstring).
 
     Parameters
     ----------
     x, y : array-like [n, d] and [m, d]
-    seed : int
-        Seeds the classifier's initialisation and the fold shuffling (sbibm's default is 1).
+    generator : int, torch.Generator or None
+        Randomness of the classifier's initialisation and of the fold shuffling, both seeded with one
+        scikit-learn ``random_state`` derived from it (:func:`sklearn_random_state`: an int is used as is, so the
+        default 1 is sbibm's default seed; a generator gives one deterministic draw).
     n_folds : int
         Cross-validation folds (>= 2; each sample needs at least ``n_folds`` rows).
     z_score : bool
@@ -40,10 +62,10 @@ def c2st(x, y, seed: int = 1, n_folds: int = 5, z_score: bool = True) -> float:
     from sklearn.neural_network import MLPClassifier
 
     n_folds = check_int("n_folds", n_folds, minimum=2)
-    seed = check_int("seed", seed, minimum=0)
     xs, ys = (t.cpu().numpy() for t in as_sample_pair(x, y))
     if min(xs.shape[0], ys.shape[0]) < n_folds:
         raise DataError(f"c2st needs at least n_folds={n_folds} rows in each sample, got {xs.shape[0]} and {ys.shape[0]}")
+    random_state = sklearn_random_state(generator)
     if z_score:
         mean = xs.mean(0)
         std = xs.std(0, ddof=1)
@@ -51,8 +73,8 @@ def c2st(x, y, seed: int = 1, n_folds: int = 5, z_score: bool = True) -> float:
         xs, ys = (xs - mean) / std, (ys - mean) / std
     d = xs.shape[1]
     clf = MLPClassifier(activation="relu", hidden_layer_sizes=(10 * d, 10 * d), max_iter=10000, solver="adam",
-                        random_state=seed)
+                        random_state=random_state)
     data = np.concatenate([xs, ys])
     target = np.concatenate([np.zeros(xs.shape[0]), np.ones(ys.shape[0])])
-    folds = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    folds = KFold(n_splits=n_folds, shuffle=True, random_state=random_state)
     return float(np.mean(cross_val_score(clf, data, target, cv=folds, scoring="accuracy")))

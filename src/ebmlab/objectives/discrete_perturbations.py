@@ -16,7 +16,7 @@ posterior probability that candidate k is the data point is p_data(x_k) / Σ_j p
 w = 1 the ED loss is exactly the cross-entropy of the classifier softmax(-U) over the candidates,
 ``log(1 + Σ_j exp(U(x) - U(x'_j)))`` (minus the constant log M), so its population minimiser is
 U = -log p_data + const on the states the perturbation connects: no M → ∞ limit is needed.  The
-reference code's defaults are eps = 0.1, M = 32, w = 1 (pass ``m=32`` to ``EnergyDiscrepancy``;
+reference code's defaults are flip probability 0.1, M = 32, w = 1 (pass ``m=32`` to ``EnergyDiscrepancy``;
 its own default M = 4 is the continuous one).
 """
 from __future__ import annotations
@@ -38,32 +38,32 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 @PERTURBATIONS.register("bernoulli")
 class BernoulliPerturbation(Perturbation):
-    r"""Independent bit flips: q(y | x) = Π_i eps^{[y_i ≠ x_i]} (1 - eps)^{[y_i = x_i]}.
+    r"""Independent bit flips: q(y | x) = Π_i ρ^{[y_i ≠ x_i]} (1 - ρ)^{[y_i = x_i]}, ρ = ``flip_prob``.
 
-    ``y = x XOR ξ`` with ξ_i ~ Bernoulli(eps) i.i.d.  The kernel is symmetric (q(y|x) = q(x|y)), so
+    ``y = x XOR ξ`` with ξ_i ~ Bernoulli(ρ) i.i.d.  The kernel is symmetric (q(y|x) = q(x|y)), so
     the contrastive samples are drawn by perturbing y again: ``x'_j = y XOR ξ'_j``
     (Schröder et al. 2024, "Bernoulli perturbation").  Every state is reachable, so ED with w = 1
     identifies the full distribution.
 
     Parameters
     ----------
-    eps : float
-        Flip probability in (0, 1) (default 0.1, the reference code's default).
+    flip_prob : float
+        Probability ρ in (0, 1) that each bit flips (default 0.1, the reference code's default).
     """
 
     name = "bernoulli"
     discrete = True
 
-    def __init__(self, eps: float = 0.1):
-        self.eps = check_probability("eps", eps, open_low=True, open_high=True)
+    def __init__(self, flip_prob: float = 0.1):
+        self.flip_prob = check_probability("flip_prob", flip_prob, open_low=True, open_high=True)
 
     def _flip(self, x: torch.Tensor, shape, generator: Optional[torch.Generator]) -> torch.Tensor:
         # x XOR mask for {0,1} data, as one boolean kernel (a third of the cost of where(mask, 1 - x, x))
-        mask = torch.rand(shape, dtype=x.dtype, device=x.device, generator=generator) < self.eps
+        mask = torch.rand(shape, dtype=x.dtype, device=x.device, generator=generator) < self.flip_prob
         return torch.logical_xor(x != 0, mask).to(x.dtype)
 
     def perturb(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """y = x XOR ξ, ξ_i ~ Bernoulli(eps); same shape as x."""
+        """y = x XOR ξ, ξ_i ~ Bernoulli(flip_prob); same shape as x."""
         return self._flip(x, x.shape, generator)
 
     def contrast(self, y: torch.Tensor, m: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -12,7 +12,7 @@ from .._core.validation import check_int, check_probability
 class ReplayBuffer:
     r"""A fixed-size store of sampler states that persistent chains start from.
 
-    :meth:`sample` draws ``n`` distinct stored rows uniformly (without replacement) and replaces
+    :meth:`sample` draws ``n_samples`` distinct stored rows uniformly (without replacement) and replaces
     each one, independently with probability ``reinit_prob``, by a fresh draw from ``noise``
     (Du & Mordatch 2019 use 5%; it keeps the chains from collapsing onto few modes). After running
     the sampler from the returned states, write them back with :meth:`update`. The buffer is filled
@@ -60,17 +60,17 @@ class ReplayBuffer:
             )
         return x.detach()
 
-    def sample(self, n: int, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` <= buffer_size distinct rows; each is fresh noise with probability ``reinit_prob``.
+    def sample(self, n_samples: int, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``n_samples`` <= buffer_size distinct rows; each is fresh noise with probability ``reinit_prob``.
 
         Returns
         -------
-        x : Tensor[n, *event_shape]
+        x : Tensor[n_samples, *event_shape]
             A new tensor (editing it does not change the buffer).
-        idx : Tensor[n] (int64)
+        idx : Tensor[n_samples] (int64)
             The rows drawn, to pass to :meth:`update`.
         """
-        n = check_int("n", n, minimum=1, maximum=self.buffer_size)
+        n = check_int("n_samples", n_samples, minimum=1, maximum=self.buffer_size)
         if self.data is None:
             self.data = self._draw_noise(self.buffer_size, generator).clone()
         device = self.data.device

@@ -12,7 +12,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -20,7 +20,7 @@ from .._core.errors import ConfigError, SamplingWarning
 from .._core.random import as_generator
 from .._core.validation import check_int, check_positive, check_probability
 from .adaptation import DualAveraging, DualAveragingState
-from .base import SAMPLERS, Info, Sampler, SamplerState
+from .base import SAMPLERS, Sampler, SamplerState
 
 _CHUNK = 64  # steps between bookkeeping flushes in the sampling loop
 _KEEP = ("all", "last")
@@ -136,7 +136,7 @@ def sample(
     stuck_threshold: float = STUCK_THRESHOLD,
     warn: bool = True,
     progress: bool = False,
-    callback: Optional[Callable[[int, SamplerState, Info], None]] = None,
+    callbacks: Sequence[Callable[..., object]] = (),
 ) -> Tuple[torch.Tensor, SampleInfo]:
     """Run ``burn_in + steps`` steps of ``sampler`` on chains started at ``x0`` and keep every
     ``thin``-th post-burn-in state (``keep="all"``) or only the final one (``keep="last"``).
@@ -184,8 +184,11 @@ def sample(
         Warn about stuck chains and divergences (objectives pass ``False`` and report them in their stats).
     progress : bool
         Show a tqdm progress bar (written to stderr, terminal or not).
-    callback : callable, optional
-        ``callback(i, state, info)`` after every step i = 0 .. burn_in + steps - 1.
+    callbacks : sequence of callables
+        Each is called as ``cb(step=i, state=state, info=info)`` after every step i = 0 .. burn_in + steps - 1
+        (burn-in included), with the new :class:`SamplerState` and the step's
+        :class:`~ebmlab.samplers.base.Info`: keywords, ``step`` first, as :func:`ebmlab.fit` calls its
+        ``callbacks``. Return values are ignored (the run always makes all its steps).
 
     Returns
     -------
@@ -203,6 +206,7 @@ def sample(
         raise ConfigError(f"keep must be one of {', '.join(map(repr, _KEEP))}, got {keep!r}")
     stuck_threshold = check_probability("stuck_threshold", stuck_threshold)
     mode = _resolve_adapt(adapt, sampler, burn_in)
+    callbacks = _check_callbacks(callbacks)
     generator = as_generator(generator, device=x0.device if isinstance(x0, torch.Tensor) else None)
 
     total = burn_in + steps
@@ -236,8 +240,8 @@ def sample(
                 elif mode == "per_chain":
                     da_state = da.update(da_state, info.acceptance_rate)
                     state = state.replace(step_size=da_state.step_size.to(state.x.dtype))
-                if callback is not None:
-                    callback(it, state, info)
+                for cb in callbacks:
+                    cb(step=it, state=state, info=info)
                 if bar is not None:
                     bar.update(1)
                 it += 1
@@ -271,8 +275,8 @@ def sample(
                 torch.stack(kept, out=out[k : k + len(kept)])
                 k += len(kept)
                 kept = []
-            if callback is not None:
-                callback(it, state, info)
+            for cb in callbacks:
+                cb(step=it, state=state, info=info)
             if bar is not None:
                 bar.update(1)
             it += 1
@@ -310,6 +314,19 @@ def sample(
             f"burn_in{hint}, or start the chains nearer the mass (SampleInfo.acceptance_per_chain says which)",
             SamplingWarning, stacklevel=2)
     return (out if store else state.x), result
+
+
+def _check_callbacks(callbacks) -> Tuple[Callable[..., object], ...]:
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)):
+        raise ConfigError(f"callbacks must be a sequence of callables (e.g. callbacks=[fn]), got {callbacks!r}")
+    try:
+        out = tuple(callbacks)
+    except TypeError:
+        raise ConfigError(f"callbacks must be a sequence of callables, got {callbacks!r}") from None
+    bad = [cb for cb in out if not callable(cb)]
+    if bad:
+        raise ConfigError(f"every callback must be callable as cb(step=, state=, info=), got {bad[0]!r}")
+    return out
 
 
 def _initial_step(step_size, x: torch.Tensor):

@@ -9,7 +9,7 @@ Phase space is (x, p) with Hamiltonian H(x, p) = U(x) + K(p), K(p) = ½ pᵀ M�
 - **O** (Ornstein–Uhlenbeck, exact): p <- c p + sqrt(1 - c²) M^½ xi, c = exp(-gamma dt)
                                                                      :func:`ou_momentum_update`
 
-:func:`leapfrog` composes B(h/2) A(h) B(h/2) n times (Störmer–Verlet; Duane et al. 1987, Neal 2011,
+:func:`leapfrog` composes B(h/2) A(h) B(h/2) ``n_leapfrog`` times (Störmer–Verlet; Duane et al. 1987, Neal 2011,
 "MCMC using Hamiltonian dynamics"): symplectic, time-reversible, energy error O(h²) over a fixed
 time. Every function returns new tensors and never modifies its inputs.
 """
@@ -114,17 +114,17 @@ def leapfrog(
     p: torch.Tensor,
     grad: torch.Tensor,
     step_size,
-    n_steps: int,
+    n_leapfrog: int,
     inv_mass: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``n_steps`` leapfrog (Störmer–Verlet) steps of size h for H = U(x) + ½ pᵀ M⁻¹ p:
+    """``n_leapfrog`` leapfrog (Störmer–Verlet) steps of size h for H = U(x) + ½ pᵀ M⁻¹ p:
 
         p_{1/2} = p_0 - (h/2) grad U(x_0)
         x_1     = x_0 + h M⁻¹ p_{1/2}
         p_1     = p_{1/2} - (h/2) grad U(x_1)
 
     with consecutive half kicks merged into full kicks (``step_size`` a float, or a Tensor[chains] of per-chain
-    step sizes). Costs exactly ``n_steps`` calls of
+    step sizes). Costs exactly ``n_leapfrog`` calls of
     ``energy.energy_and_grad`` (the gradient at the start, ``grad``, is given).
 
     Returns
@@ -135,8 +135,8 @@ def leapfrog(
     h = step_size if isinstance(step_size, torch.Tensor) else float(step_size)
     p = momentum_update(p, grad, 0.5 * h)
     u = None
-    for i in range(n_steps):
+    for i in range(n_leapfrog):
         x = position_update(x, p, h, inv_mass)
         u, grad = energy.energy_and_grad(x)
-        p = momentum_update(p, grad, h if i < n_steps - 1 else 0.5 * h)
+        p = momentum_update(p, grad, h if i < n_leapfrog - 1 else 0.5 * h)
     return x, p, u, grad

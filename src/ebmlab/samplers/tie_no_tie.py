@@ -57,8 +57,8 @@ def tnt_log_q_ratios(n_sites: int, *, dtype: torch.dtype = torch.float64, device
 class TieNoTie(Sampler):
     r"""Tie / no-tie Metropolis–Hastings (see the module docstring), batched over chains.
 
-    One ``step`` is **one proposal per chain** (statnet counts its MCMC interval in proposals), so a chain
-    runner's ``thin`` is statnet's ``interval``. The energy change of the proposed flip is
+    One ``step`` is **one proposal per chain** (statnet counts ``MCMC.interval`` in proposals), so a chain
+    runner's ``thin`` (and :meth:`ebmlab.ergm.ERGM.simulate`'s) is statnet's ``MCMC.interval``. The energy change of the proposed flip is
     ``energy.site_delta(x, idx)`` when the energy has it (ERGM, Ising: O(n) per chain), else
     ``energy(x') - U(x)`` with the cached U (any discrete energy). ``Info.n_grad_evals`` = 1 counts that call.
 

@@ -1,7 +1,7 @@
 """Contrastive divergence for ERGMs (Hinton 2002; Hummel 2011; Krivitsky 2017, "Using contrastive
 divergence to seed Monte Carlo MLE for exponential-family random graph models", CSDA).
 
-Each iteration starts ``sample_size`` short chains at the observed graph and makes ``n_steps`` dyad-toggle
+Each iteration starts ``n_samples`` short chains at the observed graph and makes ``steps`` dyad-toggle
 MH steps at the current theta_t (CD-k). The CD draws replace the long-run MCMC draws of MCMC-MLE in the
 Geyer–Thompson step with Hummel et al.'s step length, as statnet's ``ergm(..., estimate = "CD")`` does:
 
@@ -15,13 +15,13 @@ average of the next ``n_average`` iterates (Polyak averaging of a stochastic fix
 
 Starting point and frozen chains: as in :mod:`.mcmc_mle`, a separated MPLE (no finite maximum) is replaced
 by the Bernoulli-graph point (edges = logit(density), other coefficients 0), and an iteration whose short
-chains accept no toggle, accept fewer than one toggle per chain on average (acceptance rate x ``n_steps``
+chains accept no toggle, accept fewer than one toggle per chain on average (acceptance rate x ``steps``
 < 1), or give statistics with a singular covariance takes no step: theta is damped halfway towards that
 point and the iteration repeated (a frozen chain reproduces s_obs exactly and would otherwise pass the
 convergence test at once).
 
 Standard errors: CD has no likelihood of its own; the reported SEs are the MLE's asymptotic ones at the
-CD estimate, sqrt(diag(Cov_theta[s]^{-1})) from a full MCMC run at theta_hat (``se_sample_size`` draws).
+CD estimate, sqrt(diag(Cov_theta[s]^{-1})) from a full MCMC run at theta_hat (``se_n_samples`` draws).
 """
 from __future__ import annotations
 
@@ -43,34 +43,34 @@ from .simulated_information import errors_and_loglik
 __all__ = ["fit_cd"]
 
 
-def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] = None, n_steps: int = 8,
-           sample_size: int = 1024, max_iter: int = 60, n_average: int = 5, margin: float = 0.05,
-           se_sample_size: int = 1024, n_chains: int = 32, burn_in: Optional[int] = None,
-           interval: Optional[int] = None, proposal: str = "tnt", loglik: bool = False,
+def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] = None, steps: int = 8,
+           n_samples: int = 1024, max_iter: int = 60, n_average: int = 5, margin: float = 0.05,
+           se_n_samples: int = 1024, n_chains: int = 32, burn_in: Optional[int] = None,
+           thin: Optional[int] = None, proposal: str = "tnt", loglik: bool = False,
            max_restarts: int = 10) -> ERGMResult:
-    """Fit an ERGM by contrastive divergence (CD-``n_steps``); see the module docstring.
+    """Fit an ERGM by contrastive divergence (CD-``steps``); see the module docstring.
 
     Parameters
     ----------
     bound : BoundERGM
     rng : numpy Generator
     init : optional starting theta (default MPLE)
-    n_steps : int
+    steps : int
         MH toggles per short chain (statnet's ``CD.nsteps``, default 8).
-    sample_size : int
+    n_samples : int
         Short chains per iteration.
     max_iter, n_average : int
     margin : float
         Step-length margin.
-    se_sample_size, n_chains, burn_in, interval : options of the MCMC run that gives the standard errors.
+    se_n_samples, n_chains, burn_in, thin : options of the MCMC run that gives the standard errors.
     loglik : bool
         Also estimate the log-likelihood (exact for dyad-independent models, bridge sampling otherwise).
     max_restarts : int
         Damped restarts after short chains that do not mix, before restarting at the Bernoulli-graph point.
     """
     t0 = time.perf_counter()
-    n_steps = check_int("n_steps", n_steps)
-    sample_size = check_int("sample_size", sample_size, minimum=16)
+    steps = check_int("steps", steps)
+    n_samples = check_int("n_samples", n_samples, minimum=16)
     max_iter = check_int("max_iter", max_iter)
     n_average = check_int("n_average", n_average)
     margin = check_positive("margin", margin, allow_zero=True)
@@ -105,11 +105,11 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
     it = 0
     t2, gamma = float("inf"), 0.0
     while it < max_iter + n_average:
-        run = bound.run_chains(theta, n_chains=sample_size, n_draws=1, burn_in=0, interval=n_steps, rng=rng,
+        run = bound.run_chains(theta, n_chains=n_samples, n_draws=1, burn_in=0, thin=steps, rng=rng,
                                proposal=proposal)
         draws = run.statistics.reshape(-1, p)
         acc = float(run.acceptance_rate.mean())
-        problem = mixing_problem(run.statistics, acc, basis, moves_per_draw=acc * n_steps, move="toggle")
+        problem = mixing_problem(run.statistics, acc, basis, moves_per_draw=acc * steps, move="toggle")
         if problem is not None:
             passed, converged, averaged = 0, False, []
             if np.allclose(theta, safe, rtol=0, atol=1e-12):
@@ -130,7 +130,7 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
         d = draws.mean(0) - s_obs
         cov = np.atleast_2d(np.cov(draws, rowvar=False))
         inv, ok, _ = invert_information(cov, where="cd", warn=False)
-        t2 = float(sample_size * d @ inv @ d) if ok else float("inf")  # no test without a usable covariance
+        t2 = float(n_samples * d @ inv @ d) if ok else float("inf")  # no test without a usable covariance
         gamma = hull_step_length(draws, s_obs, margin=margin)
         xi = gamma * s_obs + (1.0 - gamma) * draws.mean(0)
         theta = maximize_gt(draws, theta, xi).theta
@@ -146,17 +146,17 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
             break
     theta_hat = np.mean(averaged, 0) if averaged else theta
     if not converged and stuck is None:
-        why = "increase max_iter or sample_size"
+        why = "increase max_iter or n_samples"
         if restarts > 1:
             why = (f"the iteration ran {restarts} times into parameters where the short chains freeze (every "
-                   f"toggle rejected, as at a separated MPLE), so the CD-{n_steps} estimate seems not to exist for "
-                   "this graph; use method='mcmc_mle' or a larger n_steps")
+                   f"toggle rejected, as at a separated MPLE), so the CD-{steps} estimate seems not to exist for "
+                   "this graph; use method='mcmc_mle' or a larger steps")
         warnings.warn(f"cd did not converge in {max_iter} iterations; {why}", UserWarning, stacklevel=3)
-    e = errors_and_loglik(bound, theta_hat, rng, "cd", loglik=loglik, se_sample_size=se_sample_size,
-                          n_chains=n_chains, burn_in=burn_in, interval=interval, proposal=proposal)
+    e = errors_and_loglik(bound, theta_hat, rng, "cd", loglik=loglik, se_n_samples=se_n_samples,
+                          n_chains=n_chains, burn_in=burn_in, thin=thin, proposal=proposal)
     cov, stderr, ll, ll_se, degenerate = e["cov"], e["stderr"], e["loglik"], e["loglik_se"], e["degenerate"]
     frac, acc = e["degenerate_fraction"], e["acceptance_rate"]
-    notes.insert(0, f"CD-{n_steps} estimate; standard errors are the MLE's asymptotic ones at the CD estimate "
+    notes.insert(0, f"CD-{steps} estimate; standard errors are the MLE's asymptotic ones at the CD estimate "
                  "(inverse covariance of simulated statistics)")
     if restarts:
         notes.append(f"the short chains did not mix at the start; {restarts} damped restart(s) towards the "

@@ -5,7 +5,7 @@ energy-based models"; discrete version Schröder et al. 2024).
 This is the generic :class:`ebmlab.objectives.EnergyDiscrepancy` with the
 :class:`~ebmlab.objectives.discrete_perturbations.BernoulliPerturbation` on the ERGM energy
 U_theta(y) = -theta . s(y) (:class:`ebmlab.energies.ERGMEnergy`), fitted to the single observed graph
-repeated N times: y' = y XOR b, b_d ~ Bernoulli(eps) i.i.d. over dyads (symmetric, so the negatives
+repeated N times: y' = y XOR b, b_d ~ Bernoulli(flip_prob) i.i.d. over dyads (symmetric, so the negatives
 y''_j = y' XOR b_j, j = 1..m, are draws from the same kernel started at y'), and the loss is the
 objective's w-stabilised estimator (:func:`~ebmlab.objectives.energy_discrepancy.energy_discrepancy_loss`)
 
@@ -19,9 +19,9 @@ functions), minimised here exactly by Newton's method with the loss's autograd g
 Energies enter the loss relative to the observed graph's (U(y) - U(y_obs) = -theta . (s(y) - s(y_obs)):
 a common shift that leaves every difference, and so the loss, unchanged, and keeps the differences of
 integer statistics exact). ``m`` and ``w`` default to 32 and 1 as in the paper's binary experiments;
-their eps = 0.1 was for 32-bit vectors. A graph has D = n(n-1)/2 dyads, and with eps D flips the energy
-differences theta . (s(y'') - s(y)) grow with D until the w-term takes all the weight and the loss goes
-flat (no information). The default ``eps="auto"`` = min(0.1, 1/D) makes one flip per step on average
+their flip probability 0.1 was for 32-bit vectors. A graph has D = n(n-1)/2 dyads, and with flip_prob D flips the
+energy differences theta . (s(y'') - s(y)) grow with D until the w-term takes all the weight and the loss goes
+flat (no information). The default ``flip_prob="auto"`` = min(0.1, 1/D) makes one flip per step on average
 (on the benchmark graphs it was the least biased of 1, 2, 4, 8 flips and w in {1, 0.1, 1/32}). Each
 perturbation then probes only a couple of dyads, so N must grow with D: ``n_noise="auto"`` = 2 D
 (between 256 and 4096); with N = 128 on the karate club (561 dyads) the edges-only estimate was off by
@@ -83,9 +83,9 @@ def ed_statistic_differences(energy, x_obs: torch.Tensor, objective: EnergyDiscr
     return out
 
 
-def fit_ed(bound, *, rng: np.random.Generator, eps="auto", m: int = 32, n_noise="auto",
-           w: float = 1.0, max_iter: int = 100, se_sample_size: int = 1024, n_chains: int = 32,
-           burn_in: Optional[int] = None, interval: Optional[int] = None, proposal: str = "tnt",
+def fit_ed(bound, *, rng: np.random.Generator, flip_prob="auto", m: int = 32, n_noise="auto",
+           w: float = 1.0, max_iter: int = 100, se_n_samples: int = 1024, n_chains: int = 32,
+           burn_in: Optional[int] = None, thin: Optional[int] = None, proposal: str = "tnt",
            loglik: bool = False) -> ERGMResult:
     """Fit an ERGM by energy discrepancy with Bernoulli dyad flips (see the module docstring).
 
@@ -95,7 +95,7 @@ def fit_ed(bound, *, rng: np.random.Generator, eps="auto", m: int = 32, n_noise=
     rng : numpy Generator
         Randomness of the fit: a torch generator for the perturbations is seeded from it
         (``diagnostics["noise_seed"]``), then the MCMC run for the standard errors continues it.
-    eps : float or "auto"
+    flip_prob : float or "auto"
         Flip probability of each dyad, in (0, 0.5]; "auto" = min(0.1, 1 / n_dyads).
     m : int
         Negatives per perturbation.
@@ -104,16 +104,16 @@ def fit_ed(bound, *, rng: np.random.Generator, eps="auto", m: int = 32, n_noise=
         about one flip per perturbation every dyad is probed a couple of times.
     w : float
         Stabiliser weight (> 0).
-    se_sample_size, n_chains, burn_in, interval, proposal : options of the MCMC run for standard errors.
+    se_n_samples, n_chains, burn_in, thin, proposal : options of the MCMC run for standard errors.
     loglik : bool
         Estimate the log-likelihood at the estimate (exact when dyad-independent, else bridge sampling).
     """
     t0 = time.perf_counter()
-    if isinstance(eps, str) and eps == "auto":
-        eps = min(0.1, 1.0 / bound.dyads.n_dyads)
-    eps = check_probability("eps", eps, open_low=True)
-    if eps > 0.5:
-        raise ConfigError(f"eps must be in (0, 0.5], got {eps!r}")
+    if isinstance(flip_prob, str) and flip_prob == "auto":
+        flip_prob = min(0.1, 1.0 / bound.dyads.n_dyads)
+    flip_prob = check_probability("flip_prob", flip_prob, open_low=True)
+    if flip_prob > 0.5:
+        raise ConfigError(f"flip_prob must be in (0, 0.5], got {flip_prob!r}")
     m = check_int("m", m)
     if isinstance(n_noise, str) and n_noise == "auto":
         n_noise = min(4096, max(256, 2 * bound.dyads.n_dyads))
@@ -121,7 +121,7 @@ def fit_ed(bound, *, rng: np.random.Generator, eps="auto", m: int = 32, n_noise=
     w = check_positive("w", w)
     energy = bound.energy()
     x_obs = bound.observed_dyads().to(torch.float32)  # {0,1} exactly; float32 halves the cost of the flips
-    objective = EnergyDiscrepancy(BernoulliPerturbation(eps), m=m, w=w)
+    objective = EnergyDiscrepancy(BernoulliPerturbation(flip_prob), m=m, w=w)
     noise_seed = int(rng.integers(0, 2 ** 63 - 1))
     diffs = ed_statistic_differences(energy, x_obs, objective, n_noise, torch.Generator().manual_seed(noise_seed))
     u_data = torch.zeros(n_noise, dtype=torch.float64)  # U(y_obs) - U(y_obs)
@@ -137,7 +137,7 @@ def fit_ed(bound, *, rng: np.random.Generator, eps="auto", m: int = 32, n_noise=
         warnings.simplefilter("ignore", UserWarning)  # a separated MPLE is reported below, as an ED restart
         mple = fit_mple(bound).coef
     restarted = not np.all(np.isfinite(mple)) or float(np.abs(mple).max()) > MPLE_START_LIMIT
-    notes = [f"energy discrepancy, Bernoulli dyad flips eps={eps:g}, m={m}, w={w:g}, N={n_noise}; standard "
+    notes = [f"energy discrepancy, Bernoulli dyad flips flip_prob={flip_prob:g}, m={m}, w={w:g}, N={n_noise}; standard "
              "errors are the MLE's asymptotic ones at the ED estimate"]
     if restarted:
         shown = ", ".join(f"{l}={v:.3g}" for l, v in zip(bound.labels, mple))
@@ -158,17 +158,17 @@ def fit_ed(bound, *, rng: np.random.Generator, eps="auto", m: int = 32, n_noise=
     if w_share > 0.95:
         converged = False
         warnings.warn(f"ed: the stabiliser w carries {100 * w_share:.0f}% of the weight at the optimum, so the "
-                      f"loss is nearly flat and the estimate uninformative; use a smaller eps (now {eps:.3g})",
+                      f"loss is nearly flat and the estimate uninformative; use a smaller flip_prob (now {flip_prob:.3g})",
                       UserWarning, stacklevel=3)
     elif not converged:
         warnings.warn("ed did not converge: the energy-discrepancy loss seems to have no finite minimiser "
-                      "for this graph and noise (try a larger eps or n_noise)", UserWarning, stacklevel=3)
-    e = errors_and_loglik(bound, theta_hat, rng, "ed", loglik=loglik, se_sample_size=se_sample_size,
-                          n_chains=n_chains, burn_in=burn_in, interval=interval, proposal=proposal)
+                      "for this graph and noise (try a larger flip_prob or n_noise)", UserWarning, stacklevel=3)
+    e = errors_and_loglik(bound, theta_hat, rng, "ed", loglik=loglik, se_n_samples=se_n_samples,
+                          n_chains=n_chains, burn_in=burn_in, thin=thin, proposal=proposal)
     cov, stderr, ll, ll_se, degenerate = e["cov"], e["stderr"], e["loglik"], e["loglik_se"], e["degenerate"]
     frac, acc = e["degenerate_fraction"], e["acceptance_rate"]
     diagnostics = {"iterations": res.n_iter, "ed_loss": -res.value, "stabiliser_weight": w_share,
-                   "eps": eps, "acceptance_rate": acc, "degenerate_fraction": frac,
+                   "flip_prob": flip_prob, "acceptance_rate": acc, "degenerate_fraction": frac,
                    "start": "zeros" if restarted else "mple", "restarted_from_zero": restarted,
                    "noise_seed": noise_seed,
                    "information_condition_number": e["information_condition_number"]}

@@ -105,7 +105,7 @@ def _as_states(data, energy) -> torch.Tensor:
 
 
 def fit_exponential_family(energy: Energy, data, *, sampler: Union[str, Any] = "gibbs",
-                           init: Optional[Sequence[float]] = None, n_chains: int = 32, sample_size: int = 1024,
+                           init: Optional[Sequence[float]] = None, n_chains: int = 32, n_samples: int = 1024,
                            burn_in: int = 100, warm_burn_in: int = 20, thin: int = 1, max_iter: int = 30,
                            margin: float = 0.05, final_sample_factor: int = 2, max_restarts: int = 10,
                            labels: Optional[Sequence[str]] = None,
@@ -123,8 +123,8 @@ def fit_exponential_family(energy: Energy, data, *, sampler: Union[str, Any] = "
         Discrete sampler for :func:`ebmlab.samplers.sample` (default single-site Gibbs).
     init : sequence of float, optional
         Starting theta (default ``energy.theta``).
-    n_chains, sample_size : int
-        Independent chains and draws per iteration (``sample_size / n_chains`` per chain).
+    n_chains, n_samples : int
+        Independent chains and draws per iteration (``n_samples / n_chains`` per chain).
     burn_in, warm_burn_in, thin : int
         Sampler steps before the first draw of fresh chains / of chains continued from the previous
         iteration, and between draws.
@@ -143,7 +143,7 @@ def fit_exponential_family(energy: Energy, data, *, sampler: Union[str, Any] = "
 
     x = _as_states(data, energy)
     n_chains = check_int("n_chains", n_chains, minimum=4)
-    sample_size = check_int("sample_size", sample_size, minimum=16)
+    n_samples = check_int("n_samples", n_samples, minimum=16)
     burn_in = check_int("burn_in", burn_in, minimum=0)
     warm_burn_in = check_int("warm_burn_in", warm_burn_in, minimum=0)
     thin = check_int("thin", thin)
@@ -163,16 +163,16 @@ def fit_exponential_family(energy: Energy, data, *, sampler: Union[str, Any] = "
     labels = [f"theta[{k}]" for k in range(p)] if labels is None else list(labels)
     if len(labels) != p:
         raise ConfigError(f"labels must name {p} parameters, got {len(labels)}")
-    per_chain = max(2, -(-sample_size // n_chains))
+    per_chain = max(2, -(-n_samples // n_chains))
     chains = {"x": None}
 
-    def simulate(theta: np.ndarray, draws_per_chain: int, fresh: bool) -> SimulatedStatistics:
+    def simulate(theta: np.ndarray, n_draws: int, fresh: bool) -> SimulatedStatistics:
         tilted = TiltedStatistics(energy, theta)
         if fresh or chains["x"] is None:
             x0, burn = x[torch.arange(n_chains) % x.shape[0]].clone(), burn_in
         else:
             x0, burn = chains["x"], warm_burn_in
-        draws, info = sample(tilted, sampler, x0, draws_per_chain * thin, burn_in=burn, thin=thin, generator=g,
+        draws, info = sample(tilted, sampler, x0, n_draws * thin, burn_in=burn, thin=thin, generator=g,
                              warn=False)
         chains["x"] = info.state.x
         with torch.no_grad():
@@ -180,13 +180,13 @@ def fit_exponential_family(energy: Energy, data, *, sampler: Union[str, Any] = "
         return SimulatedStatistics(stats.reshape(draws.shape[0], draws.shape[1], p).numpy(),
                                    float(info.acceptance_rate))
 
-    gt = geyer_thompson_mle(observed, simulate, theta0, draws_per_chain=per_chain, safe_theta=np.zeros(p),
+    gt = geyer_thompson_mle(observed, simulate, theta0, n_draws=per_chain, safe_theta=np.zeros(p),
                             n_obs=int(x.shape[0]), max_iter=max_iter, margin=margin,
                             final_sample_factor=final_sample_factor, max_restarts=max_restarts, labels=labels,
                             where="fit_exponential_family", move="proposal", safe_name="theta = 0")
     if not gt.converged and gt.problem is None:
         warnings.warn(f"fit_exponential_family did not converge in {max_iter} iterations (last step length "
-                      f"{gt.step_length:.3f}); increase max_iter or sample_size, or check that the mean observed "
+                      f"{gt.step_length:.3f}); increase max_iter or n_samples, or check that the mean observed "
                       "statistics are not at the edge of what the model can produce (then the MLE does not exist)",
                       UserWarning, stacklevel=2)
     diagnostics = {"iterations": gt.n_iter, "restarts": gt.restarts, "final_step_length": gt.step_length,

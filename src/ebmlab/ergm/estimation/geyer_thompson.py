@@ -159,7 +159,7 @@ def mixing_problem(statistics: np.ndarray, acceptance_rate: float, basis: Option
 
     Three failures: no proposal was accepted in any chain (every draw is the starting state); the chains
     barely move, fewer than one accepted proposal between consecutive draws on average
-    (``moves_per_draw`` = acceptance rate x thinning interval, when given), so the draws are mostly
+    (``moves_per_draw`` = acceptance rate x ``thin``, when given), so the draws are mostly
     repeats of the starting state and their spread says nothing about the model (a sticky chain started at
     the data reproduces the data and fakes convergence); or the covariance of the simulated statistics is
     singular along a direction of ``basis`` (columns: the directions in which the statistics can vary at
@@ -193,7 +193,7 @@ class SimulatedStatistics:
 
     ``statistics[k, c]`` is s(x) of the k-th draw of independent chain c ([K, C, p]); ``acceptance_rate``
     the mean acceptance rate; ``moves_per_draw`` (optional) the mean number of accepted proposals between
-    consecutive draws (acceptance rate x thinning interval); ``degenerate_fraction`` (optional) the share of
+    consecutive draws (acceptance rate x ``thin``); ``degenerate_fraction`` (optional) the share of
     draws the model flags as degenerate (for an ERGM: empty or complete graphs); ``extra`` anything the
     simulator wants back with the final sample.
     """
@@ -250,7 +250,7 @@ def format_theta(theta: np.ndarray, labels: Optional[Sequence[str]]) -> str:
 
 
 def geyer_thompson_mle(observed: np.ndarray, simulate: Callable[[np.ndarray, int, bool], SimulatedStatistics],
-                       theta0: np.ndarray, *, draws_per_chain: int, safe_theta: Optional[np.ndarray] = None,
+                       theta0: np.ndarray, *, n_draws: int, safe_theta: Optional[np.ndarray] = None,
                        n_obs: int = 1, max_iter: int = 30, margin: float = 0.05, final_sample_factor: int = 2,
                        max_restarts: int = 10, basis: Optional[np.ndarray] = None,
                        labels: Optional[Sequence[str]] = None, where: str = "mcmc_mle", move: str = "proposal",
@@ -278,12 +278,12 @@ def geyer_thompson_mle(observed: np.ndarray, simulate: Callable[[np.ndarray, int
     ----------
     observed : ndarray [p]
     simulate : callable
-        ``simulate(theta, draws_per_chain, fresh) -> SimulatedStatistics`` with statistics [K, C, p] from
+        ``simulate(theta, n_draws, fresh) -> SimulatedStatistics`` with statistics [K, C, p] from
         C >= 2 independent chains; ``fresh=True`` asks for chains started afresh (full burn-in), False lets
         them continue from their last states.
     theta0 : ndarray [p]
         Starting theta.
-    draws_per_chain : int
+    n_draws : int
         K per iteration (the final iteration uses ``final_sample_factor * K``).
     safe_theta : ndarray [p], optional
         A point where the chains are known to mix (e.g. an independence model); None disables restarts.
@@ -305,7 +305,7 @@ def geyer_thompson_mle(observed: np.ndarray, simulate: Callable[[np.ndarray, int
     gamma = 0.0
     seen: List[np.ndarray] = []
     while it < max_iter:
-        sim = simulate(theta, draws_per_chain, fresh)
+        sim = simulate(theta, n_draws, fresh)
         fresh = False
         draws = sim.statistics.reshape(-1, p)
         seen.append(np.unique(draws, axis=0))
@@ -352,7 +352,7 @@ def geyer_thompson_mle(observed: np.ndarray, simulate: Callable[[np.ndarray, int
             converged = True
             break
 
-    sim = simulate(theta, draws_per_chain * final_sample_factor, fresh)
+    sim = simulate(theta, n_draws * final_sample_factor, fresh)
     draws = sim.statistics.reshape(-1, p)
     seen.append(np.unique(draws, axis=0))
     problem = mixing_problem(sim.statistics, sim.acceptance_rate, basis, moves_per_draw=sim.moves_per_draw,

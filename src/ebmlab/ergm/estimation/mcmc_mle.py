@@ -9,7 +9,7 @@ Algorithm
    reference point).
 2. Iteration t: run ``n_chains`` independent dyad-toggle MH chains at theta_t (from the observed graph in
    the first iteration, later from the chains' last states with a shorter burn-in), then take
-   ``sample_size / n_chains`` draws per chain, ``interval`` steps apart. Find the step length
+   ``n_samples / n_chains`` draws per chain, ``thin`` steps apart. Find the step length
    gamma_t (see :mod:`.geyer_thompson`), set xi = gamma_t s_obs + (1 - gamma_t) s_bar and
    theta_{t+1} = argmax of the Geyer–Thompson approximation with pseudo-observation xi.
 3. Convergence criterion (Hummel et al. 2012, §3.2): gamma_t = 1 in two consecutive iterations, i.e. the
@@ -18,12 +18,12 @@ Algorithm
    Without that within ``max_iter`` iterations the result is flagged ``converged=False`` with a warning.
 4. Chains that do not mix give no step: when no toggle is accepted (a frozen chain: at a separated MPLE every
    toggle is rejected and every draw equals s_obs, which would make gamma = 1 and "converge" at once), when
-   fewer than one toggle is accepted between consecutive draws on average (acceptance rate x ``interval``
+   fewer than one toggle is accepted between consecutive draws on average (acceptance rate x ``thin``
    < 1: sticky chains that mostly repeat the observed graph fake convergence the same way), or when the
    simulated statistics have a singular covariance in a direction in which the statistics can vary (the row
    space of the observed graph's change statistics), the fit warns and restarts fresh chains from a start
    damped halfway towards the Bernoulli-graph point, repeatedly (statnet stops with "did not mix at all").
-   If this happens at the MLE itself, the thinning ``interval`` is too short for the model.
+   If this happens at the MLE itself, ``thin`` (the steps between draws) is too small for the model.
 
 Existence of the MLE (Barndorff-Nielsen 1978, Thm 9.13; Handcock 2003, "Assessing degeneracy in statistical
 models of social networks"): the MLE exists iff s_obs lies in the interior of the convex hull of the
@@ -68,8 +68,8 @@ __all__ = ["fit_mcmc_mle", "reference_theta", "statistic_basis", "exact_mle_exis
 
 
 def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] = None,
-                 sample_size: int = 1024, n_chains: int = 64, burn_in: Optional[int] = None,
-                 interval: Optional[int] = None, warm_burn_in: Optional[int] = None, max_iter: int = 30,
+                 n_samples: int = 1024, n_chains: int = 64, burn_in: Optional[int] = None,
+                 thin: Optional[int] = None, warm_burn_in: Optional[int] = None, max_iter: int = 30,
                  margin: float = 0.05,
                  final_sample_factor: int = 2, proposal: str = "tnt", loglik: bool = True, n_bridges: int = 8,
                  force: bool = False, max_restarts: int = 10) -> ERGMResult:
@@ -81,11 +81,11 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
     rng : numpy Generator
     init : sequence of float, optional
         Starting theta (default: the MPLE, or the Bernoulli-graph point when the MPLE does not exist).
-    sample_size : int
+    n_samples : int
         Draws per iteration (spread over ``n_chains`` independent chains).
     n_chains : int
         Independent chains (>= 4; they also give the MCMC standard errors).
-    burn_in, interval : int, optional
+    burn_in, thin : int, optional
         MH steps per chain before the first draw and between draws (default 8 and 1/2 per dyad).
     warm_burn_in : int, optional
         Burn-in of later iterations, whose chains continue from the previous iteration's last states
@@ -95,7 +95,7 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
     margin : float
         Hummel et al.'s step-length margin.
     final_sample_factor : int
-        Draws of the final iteration = ``final_sample_factor * sample_size``.
+        Draws of the final iteration = ``final_sample_factor * n_samples``.
     loglik : bool
         Compute the log-likelihood (exact for <= 16 dyads, else bridge sampling with ``n_bridges`` bridges).
     force : bool
@@ -105,14 +105,14 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
         point itself.
     """
     t0 = time.perf_counter()
-    sample_size = check_int("sample_size", sample_size, minimum=16)
+    n_samples = check_int("n_samples", n_samples, minimum=16)
     n_chains = check_int("n_chains", n_chains, minimum=4)
     max_iter = check_int("max_iter", max_iter)
     margin = check_positive("margin", margin, allow_zero=True)
     final_sample_factor = check_int("final_sample_factor", final_sample_factor)
     max_restarts = check_int("max_restarts", max_restarts, minimum=0)
     burn_in = bound.default_burn_in() if burn_in is None else check_int("burn_in", burn_in, minimum=0)
-    interval = bound.default_interval() if interval is None else check_int("interval", interval)
+    thin = bound.default_thin() if thin is None else check_int("thin", thin)
     warm_burn_in = (bound.default_warm_burn_in() if warm_burn_in is None
                     else check_int("warm_burn_in", warm_burn_in, minimum=0))
     p = bound.n_params
@@ -161,20 +161,20 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
             warnings.warn(f"mcmc_mle: {msg}", UserWarning, stacklevel=3)
             notes.append(msg)
 
-    per_chain = max(2, -(-sample_size // n_chains))
+    per_chain = max(2, -(-n_samples // n_chains))
     chains = {"start": None}
 
-    def simulate(th: np.ndarray, draws_per_chain: int, fresh: bool) -> SimulatedStatistics:
+    def simulate(th: np.ndarray, n_draws: int, fresh: bool) -> SimulatedStatistics:
         start, burn = (None, burn_in) if fresh or chains["start"] is None else (chains["start"], warm_burn_in)
-        run = bound.run_chains(th, n_chains=n_chains, n_draws=draws_per_chain, burn_in=burn, interval=interval,
+        run = bound.run_chains(th, n_chains=n_chains, n_draws=n_draws, burn_in=burn, thin=thin,
                                rng=rng, proposal=proposal, start=start)
         # later iterations continue the chains from their last states (statnet does the same)
         chains["start"] = run.final.A
         frac = degeneracy_fraction(run.n_ties, bound.dyads.n_dyads, bound.network.n_edges)
         acc = float(run.acceptance_rate.mean())
-        return SimulatedStatistics(run.statistics, acc, acc * interval, frac, run)
+        return SimulatedStatistics(run.statistics, acc, acc * thin, frac, run)
 
-    gt = geyer_thompson_mle(s_obs, simulate, theta, draws_per_chain=per_chain, safe_theta=safe, max_iter=max_iter,
+    gt = geyer_thompson_mle(s_obs, simulate, theta, n_draws=per_chain, safe_theta=safe, max_iter=max_iter,
                             margin=margin, final_sample_factor=final_sample_factor, max_restarts=max_restarts,
                             basis=statistic_basis(bound), labels=labels, where="mcmc_mle", move="toggle",
                             restart_on_problem=mle_exists is not False,
@@ -206,7 +206,7 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
             warnings.warn(f"mcmc_mle did not converge; {msg}", UserWarning, stacklevel=3)
         elif gt.problem is None and not degenerate:
             warnings.warn(f"mcmc_mle did not converge in {max_iter} iterations (last step length "
-                          f"{gt.step_length:.3f}); increase max_iter/sample_size or check the model for "
+                          f"{gt.step_length:.3f}); increase max_iter/n_samples or check the model for "
                           "near-degeneracy", UserWarning, stacklevel=3)
     if gt.restarts:
         notes.append(f"the chains did not mix at the start ({gt.history[0]['restart']}); {gt.restarts} damped "
@@ -216,13 +216,13 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
         ll, ll_se = exact_loglik(bound, theta_hat), 0.0
     elif loglik and not degenerate and gt.problem is None:
         ll, ll_se = bridge_loglik(bound, theta_hat, rng, n_bridges=n_bridges, n_chains=n_chains,
-                                  draws_per_chain=max(2, per_chain // 8), burn_in=burn_in,
-                                  interval=interval, proposal=proposal)
+                                  n_draws=max(2, per_chain // 8), burn_in=burn_in,
+                                  thin=thin, proposal=proposal)
     if mle_exists is not False:
         notes.insert(0, "standard errors include the MCMC error (column 'MCMC %'); MCMC error from "
                      f"{n_chains} independent chains")
     diagnostics = {"iterations": gt.n_iter, "restarts": gt.restarts, "final_step_length": gt.step_length,
-                   "final_sample_size": int(draws.shape[0]),
+                   "final_n_samples": int(draws.shape[0]),
                    "effective_sample_size": round(gt.effective_sample_size, 1),
                    "acceptance_rate": float(run.acceptance_rate.mean()),
                    "degenerate_fraction": frac, "toggles_per_second": round(run.toggles_per_second),

@@ -15,15 +15,15 @@ from ..model import degeneracy_fraction
 __all__ = ["simulated_information", "warn_if_mismatched"]
 
 
-def simulated_information(bound, theta: np.ndarray, rng: np.random.Generator, *, sample_size: int = 1024,
-                          n_chains: int = 32, burn_in: Optional[int] = None, interval: Optional[int] = None,
+def simulated_information(bound, theta: np.ndarray, rng: np.random.Generator, *, n_samples: int = 1024,
+                          n_chains: int = 32, burn_in: Optional[int] = None, thin: Optional[int] = None,
                           proposal: str = "tnt") -> Tuple[np.ndarray, np.ndarray, float, float]:
     """Simulate at ``theta`` from the observed graph and return (Cov[s], draws [K, C, p], degenerate fraction,
     acceptance rate)."""
-    per_chain = max(2, -(-sample_size // n_chains))
+    per_chain = max(2, -(-n_samples // n_chains))
     run = bound.run_chains(theta, n_chains=n_chains, n_draws=per_chain,
                            burn_in=bound.default_burn_in() if burn_in is None else burn_in,
-                           interval=bound.default_interval() if interval is None else interval,
+                           thin=bound.default_thin() if thin is None else thin,
                            rng=rng, proposal=proposal)
     flat = run.statistics.reshape(-1, bound.n_params)
     cov = np.atleast_2d(np.cov(flat, rowvar=False))
@@ -62,7 +62,7 @@ def warn_if_mismatched(draws: np.ndarray, bound, theta: np.ndarray, where: str, 
 
 
 def errors_and_loglik(bound, theta_hat: np.ndarray, rng: np.random.Generator, method: str, *, loglik: bool,
-                      se_sample_size: int, n_chains: int, burn_in: Optional[int], interval: Optional[int],
+                      se_n_samples: int, n_chains: int, burn_in: Optional[int], thin: Optional[int],
                       proposal: str) -> dict:
     """Standard errors and log-likelihood of an estimate that is not the MLE itself (``cd``, ``ed``).
 
@@ -78,8 +78,8 @@ def errors_and_loglik(bound, theta_hat: np.ndarray, rng: np.random.Generator, me
     from ..model import warn_if_degenerate
     from .information import invert_information, standard_errors
 
-    info, draws, frac, acc = simulated_information(bound, theta_hat, rng, sample_size=se_sample_size,
-                                                   n_chains=n_chains, burn_in=burn_in, interval=interval,
+    info, draws, frac, acc = simulated_information(bound, theta_hat, rng, n_samples=se_n_samples,
+                                                   n_chains=n_chains, burn_in=burn_in, thin=thin,
                                                    proposal=proposal)
     degenerate = warn_if_degenerate(frac, theta_hat, bound.labels, method)
     degenerate = warn_if_mismatched(draws, bound, theta_hat, method) or degenerate
@@ -90,7 +90,7 @@ def errors_and_loglik(bound, theta_hat: np.ndarray, rng: np.random.Generator, me
     elif loglik and bound.dyads.n_dyads <= EXACT_MAX_DYADS:
         ll, ll_se = exact_loglik(bound, theta_hat), 0.0
     elif loglik and not degenerate:
-        ll, ll_se = bridge_loglik(bound, theta_hat, rng, n_chains=n_chains, burn_in=burn_in, interval=interval,
+        ll, ll_se = bridge_loglik(bound, theta_hat, rng, n_chains=n_chains, burn_in=burn_in, thin=thin,
                                   proposal=proposal)
     return {"cov": cov, "stderr": standard_errors(cov), "loglik": ll, "loglik_se": ll_se,
             "degenerate": degenerate, "degenerate_fraction": frac, "acceptance_rate": acc,
