@@ -84,13 +84,7 @@ def grid_log_z(energy, bounds, resolution: int = 200, batch_size: int = 65536) -
     batch_size : int
         Grid points per energy call.
     """
-    bounds = _check_bounds(bounds)
-    resolution = check_int("resolution", resolution, minimum=2)
-    batch_size = check_int("batch_size", batch_size)
-    _, _, area, u = _grid_energies(energy, bounds, resolution, batch_size)
-    if not torch.isfinite(u).all():
-        raise DataError(f"energy is non-finite at {int((~torch.isfinite(u)).sum())} grid points; cannot normalise")
-    return float(torch.logsumexp(-u, 0)) + math.log(area)
+    return float(grid_log_density(energy, bounds, resolution, batch_size).log_z)
 
 
 def grid_log_prob(energy, x, bounds, resolution: int = 200, batch_size: int = 65536) -> torch.Tensor:
@@ -145,10 +139,10 @@ def grid_log_density(energy, bounds, resolution: int = 200, batch_size: int = 65
     _, _, area, u = _grid_energies(energy, bounds, resolution, batch_size)
     if not torch.isfinite(u).all():
         raise DataError(f"energy is non-finite at {int((~torch.isfinite(u)).sum())} grid points; cannot normalise")
-    log_z = torch.logsumexp(-u, 0) + math.log(area)
+    log_z = float(torch.logsumexp(-u, 0)) + math.log(area)
     log_density = (-u - log_z).reshape(resolution, resolution).cpu()
     xs, ys, _ = _axes(bounds, resolution, "cpu", torch.float64)  # the midpoints in float64, whatever the energy's dtype
-    return GridLogDensity(xs, ys, log_density, float(log_z), area)
+    return GridLogDensity(xs, ys, log_density, log_z, area)
 
 
 def grid_density(energy, bounds, resolution: int = 200,

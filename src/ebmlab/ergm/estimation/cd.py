@@ -36,8 +36,7 @@ from ..._core.validation import check_int, check_positive
 from ..result import ERGMResult
 from .geyer_thompson import format_theta, hull_step_length, maximize_gt, mixing_problem
 from .information import invert_information
-from .mcmc_mle import raise_bad_init, reference_theta, statistic_basis
-from .mple import fit_mple
+from .mcmc_mle import reference_theta, starting_point, statistic_basis
 from .simulated_information import errors_and_loglik
 
 __all__ = ["fit_cd"]
@@ -79,21 +78,7 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
     labels = list(bound.labels)
     safe = reference_theta(bound)
     notes = []
-    if init is None:
-        with warnings.catch_warnings(record=True):  # replaced by the message below when it matters
-            warnings.simplefilter("always")
-            mple = fit_mple(bound)
-        theta = mple.coef.copy()
-        if not mple.converged:
-            theta = safe.copy()
-            msg = ("the MPLE does not exist (the pseudo-likelihood logistic regression is separated); starting "
-                   f"from the Bernoulli-graph point {format_theta(safe, labels)} instead")
-            warnings.warn(f"cd: {msg}", UserWarning, stacklevel=3)
-            notes.append(msg)
-    else:
-        theta = np.asarray(init, dtype=np.float64)
-    if theta.shape != (p,) or not np.all(np.isfinite(theta)):
-        raise_bad_init(theta, bound)
+    theta, _ = starting_point(bound, init, safe, notes, "cd")
     basis = statistic_basis(bound)
     restarts = 0
     stuck = None

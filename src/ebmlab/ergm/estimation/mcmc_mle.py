@@ -128,24 +128,7 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
     labels = list(bound.labels)
     safe = reference_theta(bound)
     notes = []
-    mple = None
-    if init is None:
-        with warnings.catch_warnings(record=True):  # replaced by the message below when it matters
-            warnings.simplefilter("always")
-            mple = fit_mple(bound)
-        if mple.converged:
-            theta = mple.coef.copy()
-        else:
-            theta = safe.copy()
-            msg = ("the MPLE does not exist (the pseudo-likelihood logistic regression is separated: its "
-                   f"coefficients diverge, {format_theta(mple.coef, labels)} where Newton's method "
-                   f"stopped); starting from the Bernoulli-graph point {format_theta(safe, labels)} instead")
-            warnings.warn(f"mcmc_mle: {msg}", UserWarning, stacklevel=3)
-            notes.append(msg)
-    else:
-        theta = np.asarray(init, dtype=np.float64)
-        if theta.shape != (p,) or not np.all(np.isfinite(theta)):
-            raise_bad_init(theta, bound)
+    theta, mple = starting_point(bound, init, safe, notes, "mcmc_mle")
     s_obs = bound.observed_statistics()
 
     mle_exists, recession = None, None
@@ -295,3 +278,30 @@ def raise_bad_init(theta, bound) -> None:
 
     raise ConfigError(f"init must hold {bound.n_params} finite numbers ({', '.join(bound.labels)}), "
                       f"got {np.asarray(theta).tolist()}")
+
+
+def starting_point(bound: BoundERGM, init, safe: np.ndarray, notes: list, who: str):
+    """The first θ of an MCMC fit (MCMC-MLE, CD): ``init`` if given (validated), else the MPLE, else — when the
+    MPLE does not exist (a separated pseudo-likelihood logistic regression) — the Bernoulli-graph point ``safe``,
+    with a warning that is also appended to ``notes``. Returns ``(theta, mple)`` (``mple`` is ``None`` with
+    ``init``)."""
+    labels = list(bound.labels)
+    mple = None
+    if init is None:
+        with warnings.catch_warnings(record=True):  # replaced by the message below when it matters
+            warnings.simplefilter("always")
+            mple = fit_mple(bound)
+        if mple.converged:
+            theta = mple.coef.copy()
+        else:
+            theta = safe.copy()
+            msg = ("the MPLE does not exist (the pseudo-likelihood logistic regression is separated: its "
+                   f"coefficients diverge, {format_theta(mple.coef, labels)} where Newton's method "
+                   f"stopped); starting from the Bernoulli-graph point {format_theta(safe, labels)} instead")
+            warnings.warn(f"{who}: {msg}", UserWarning, stacklevel=4)
+            notes.append(msg)
+    else:
+        theta = np.asarray(init, dtype=np.float64)
+    if theta.shape != (bound.n_params,) or not np.all(np.isfinite(theta)):
+        raise_bad_init(theta, bound)
+    return theta, mple
