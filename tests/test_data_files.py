@@ -107,7 +107,7 @@ def test_save_errors(tmp_path):
 
 
 def test_resolve_data(tmp_path, x64):
-    torch.testing.assert_close(resolve_data("moons", 50, seed=3), toy("moons", 50, seed=3))
+    torch.testing.assert_close(resolve_data("moons", 50, seed=3), toy("moons", 50, generator=3))
     save_samples(tmp_path / "d.npy", x64)
     assert torch.equal(resolve_data(str(tmp_path / "d.npy"), dtype=F64), x64)
     assert torch.equal(resolve_data(tmp_path / "d.npy", dtype=F64), x64)

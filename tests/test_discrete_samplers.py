@@ -245,15 +245,15 @@ def test_colourings_are_proper():
 def test_ising_dataset_matches_exact_moments_and_is_reproducible():
     energy = IsingLattice(3, 0.45, 0.1).double()
     chains, per_chain = 800, 5
-    x = ising_dataset(3, 0.45, chains * per_chain, field=0.1, n_chains=chains, sweeps=2, burn_in=20, seed=0,
+    x = ising_dataset(3, 0.45, chains * per_chain, field=0.1, n_chains=chains, sweeps=2, burn_in=20, generator=0,
                       dtype=torch.float64)
     assert x.shape == (chains * per_chain, 9) and x.dtype == torch.float64
     assert bool(((x == 0) | (x == 1)).all())
     avgs = spin_stats(x).reshape(per_chain, chains, -1).mean(0)  # rows are (kept sweep, chain)
     truth = exact_spin_stats(energy)
     assert max_abs_z(avgs, truth) < z_crit(truth.numel())
-    y = ising_dataset(3, 0.45, 50, field=0.1, n_chains=10, sweeps=2, burn_in=5, seed=1)
-    assert torch.equal(y, ising_dataset(3, 0.45, 50, field=0.1, n_chains=10, sweeps=2, burn_in=5, seed=1))
+    y = ising_dataset(3, 0.45, 50, field=0.1, n_chains=10, sweeps=2, burn_in=5, generator=1)
+    assert torch.equal(y, ising_dataset(3, 0.45, 50, field=0.1, n_chains=10, sweeps=2, burn_in=5, generator=1))
     assert y.dtype == torch.float32
     with pytest.raises(ConfigError):
         ising_dataset(3, -0.3, 10, method="checkerboard+sw")

@@ -22,22 +22,22 @@ def test_names():
 @pytest.mark.parametrize("name", NAMES)
 def test_shape_dtype_seeding(name):
     for n in (1, 7, 500):
-        x = toy(name, n, seed=0)
+        x = toy(name, n, generator=0)
         assert x.shape == (n, 2) and x.dtype == torch.float32 and torch.isfinite(x).all()
-    assert toy(name, 10, seed=0, dtype=F64).dtype == F64
-    torch.testing.assert_close(toy(name, 300, seed=3), toy(name, 300, seed=3), rtol=0, atol=0)
-    assert not torch.equal(toy(name, 300, seed=3), toy(name, 300, seed=4))
+    assert toy(name, 10, generator=0, dtype=F64).dtype == F64
+    torch.testing.assert_close(toy(name, 300, generator=3), toy(name, 300, generator=3), rtol=0, atol=0)
+    assert not torch.equal(toy(name, 300, generator=3), toy(name, 300, generator=4))
     # seed=s and a generator seeded with s give the same draws; a generator is advanced
     g = torch.Generator().manual_seed(3)
-    torch.testing.assert_close(toy(name, 300, generator=g), toy(name, 300, seed=3), rtol=0, atol=0)
-    assert not torch.equal(toy(name, 300, generator=g), toy(name, 300, seed=3))
+    torch.testing.assert_close(toy(name, 300, generator=g), toy(name, 300, generator=3), rtol=0, atol=0)
+    assert not torch.equal(toy(name, 300, generator=g), toy(name, 300, generator=3))
 
 
 def test_global_rngs_untouched():
     torch_state = torch.get_rng_state()
     np_state = np.random.get_state()
     for name in NAMES:
-        toy(name, 100, seed=1)
+        toy(name, 100, generator=1)
         toy(name, 100)  # no seed: a fresh OS-seeded generator, still not the global one
     assert torch.equal(torch_state, torch.get_rng_state())
     after = np.random.get_state()
@@ -48,8 +48,9 @@ def test_unseeded_draws_differ():
     assert not torch.equal(toy("moons", 50), toy("moons", 50))
 
 
-@pytest.mark.parametrize("bad", [dict(name="nope", n=5), dict(name="moons", n=0), dict(name="moons", n=2.5),
-                                 dict(name="moons", n=5, seed=1, generator=torch.Generator())])
+@pytest.mark.parametrize("bad", [dict(name="nope", n_samples=5), dict(name="moons", n_samples=0),
+                                 dict(name="moons", n_samples=2.5), dict(name="moons", n_samples=5, generator="1"),
+                                 dict(name="moons", n_samples=5, generator=1.5)])
 def test_bad_arguments(bad):
     with pytest.raises(ConfigError):
         toy(**bad)
@@ -84,7 +85,7 @@ def test_8gaussians_exact_moments():
     # centres 4 (cos, sin)(k pi/4) / 1.414, std .5 / 1.414: mean 0, cov = (r^2 / 2 + s^2) I
     r, s = 4 / 1.414, 0.5 / 1.414
     cov = (r * r / 2 + s * s) * torch.eye(2, dtype=F64)
-    zs = _moment_z(toy("8gaussians", 40000, seed=11, dtype=F64), torch.zeros(2, dtype=F64), cov)
+    zs = _moment_z(toy("8gaussians", 40000, generator=11, dtype=F64), torch.zeros(2, dtype=F64), cov)
     assert max(zs) < _z_max(5), zs
 
 
@@ -92,7 +93,7 @@ def test_8gaussians_exact_moments():
 def test_draws_match_exact_density(name):
     dens = toy_density(name)
     assert isinstance(dens, GaussianMixture)
-    x = toy(name, 40000, seed=12, dtype=F64)
+    x = toy(name, 40000, generator=12, dtype=F64)
     zs = _moment_z(x, dens.mean(), dens.covariance())
     assert max(zs) < _z_max(5 * 3), zs
     # mean log-density of the draws equals minus the differential entropy: check against a
@@ -114,7 +115,7 @@ def test_density_definitions():
 
 
 def test_checkerboard_structure_and_uniform_x1():
-    x = toy("checkerboard", 40000, seed=14, dtype=F64)
+    x = toy("checkerboard", 40000, generator=14, dtype=F64)
     x1 = x[:, 0]
     assert float(x1.min()) >= -4 and float(x1.max()) < 4 and float(x[:, 1].min()) >= -4 and float(x[:, 1].max()) < 4
     # x1 ~ U[-4, 4): mean 0, variance 64/12
@@ -143,7 +144,7 @@ def test_matches_sklearn_definition(name):
     else:
         ref = datasets.make_moons(n_samples=n, noise=0.1, random_state=rs)[0] * 2 + np.array([-1, -0.2])
     ref = torch.as_tensor(ref, dtype=F64)
-    ours = toy(name, n, seed=15, dtype=F64)
+    ours = toy(name, n, generator=15, dtype=F64)
 
     def stats_of(x):
         return torch.stack([x[:, 0], x[:, 1], x[:, 0] ** 2, x[:, 0] * x[:, 1], x[:, 1] ** 2], 1)
@@ -154,12 +155,12 @@ def test_matches_sklearn_definition(name):
 
 
 def test_pinwheel_and_spirals_and_rings_structure():
-    pw = toy("pinwheel", 5000, seed=16, dtype=F64)
+    pw = toy("pinwheel", 5000, generator=16, dtype=F64)
     r = pw.norm(dim=1) / 2  # radius of the feature vector (f0, f1): f0 ~ N(1, .3^2), f1 ~ N(0, .1^2)
     assert abs(float(r.median()) - 1.0) < 0.05
-    sp = toy("2spirals", 4000, seed=17, dtype=F64)
+    sp = toy("2spirals", 4000, generator=17, dtype=F64)
     assert float(sp.norm(dim=1).max()) < (3 * math.pi + 0.5 * math.sqrt(2)) / 3 + 0.6  # radius r <= 3 pi
-    rings = toy("rings", 4000, seed=18, dtype=F64)
+    rings = toy("rings", 4000, generator=18, dtype=F64)
     radii = rings.norm(dim=1)
     for r0 in (0.75, 1.5, 2.25, 3.0):  # 4 rings with a quarter of the points each
         frac = float(((radii - r0).abs() < 0.3).double().mean())
@@ -170,6 +171,6 @@ def test_pinwheel_and_spirals_and_rings_structure():
 def test_bounds_hold_999_permille_of_mass(name):
     (x0, x1), (y0, y1) = toy_bounds(name)
     assert x0 < x1 and y0 < y1
-    x = toy(name, 100000, seed=19, dtype=F64)
+    x = toy(name, 100000, generator=19, dtype=F64)
     outside = ((x[:, 0] < x0) | (x[:, 0] > x1) | (x[:, 1] < y0) | (x[:, 1] > y1)).double().mean()
     assert float(outside) < 1e-3

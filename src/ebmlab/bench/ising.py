@@ -216,8 +216,8 @@ def _sample_binary(energy, base_probs: torch.Tensor, cfg: Dict[str, Any], genera
 def _gray_part(cfg: Dict[str, Any], seed: int) -> Dict[str, Any]:
     out: Dict[str, Any] = {"config": cfg, "datasets": {}}
     for di, name in enumerate(cfg["datasets"]):
-        train = gray_toy(name, cfg["n_train"], seed=seed + 100 * di)
-        test = gray_toy(name, cfg["n_test"], seed=seed + 100 * di + 1)
+        train = gray_toy(name, cfg["n_train"], generator=seed + 100 * di)
+        test = gray_toy(name, cfg["n_test"], generator=seed + 100 * di + 1)
         test_pts = decode_gray(test)
         base = bernoulli_base_probs(train)
         g_floor = torch.Generator().manual_seed(seed + 7)

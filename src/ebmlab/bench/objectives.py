@@ -162,9 +162,9 @@ def _main_table(cfg: Dict[str, Any], names: Sequence[str], datasets: Sequence[st
         bounds = toy_bounds(ds)
         exact = toy_density(ds) if ds in toy_density_names() else None
         for seed in seeds:
-            train = toy(ds, cfg["n_train"], seed=1000 * seed + 1)
-            test = toy(ds, cfg["n_eval"], seed=1000 * seed + 2)
-            test2 = toy(ds, cfg["n_eval"], seed=1000 * seed + 3)
+            train = toy(ds, cfg["n_train"], generator=1000 * seed + 1)
+            test = toy(ds, cfg["n_eval"], generator=1000 * seed + 2)
+            test2 = toy(ds, cfg["n_eval"], generator=1000 * seed + 3)
             n_s = cfg["n_sinkhorn"]
             floors.setdefault(ds, []).append(sinkhorn(test2[:n_s], test[:n_s], reg=SINKHORN_REG, max_samples=None))
             for name in names:

@@ -198,7 +198,7 @@ def resolve_data(spec: Union[str, os.PathLike, torch.Tensor, np.ndarray], n: int
     if isinstance(spec, (torch.Tensor, np.ndarray)):
         return check_data(spec).to(dtype)
     if isinstance(spec, str) and spec in toy_names():
-        return toy(spec, n, seed=seed, dtype=dtype)
+        return toy(spec, n, generator=seed, dtype=dtype)
     if isinstance(spec, (str, os.PathLike)):
         path = Path(spec)
         if path.suffix.lower() in DATA_EXTENSIONS or path.exists():

@@ -27,7 +27,7 @@ binary data set follows the exact truncated law).  Measured mass outside ``[-4, 
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Union, Optional, Sequence, Tuple
 
 import torch
 
@@ -190,9 +190,8 @@ def decode_gray(codes: torch.Tensor, box: Sequence[float] = DEFAULT_BOX, bits: i
 
 def gray_toy(
     name: str,
-    n: int,
-    seed: Optional[int] = None,
-    generator: Optional[torch.Generator] = None,
+    n_samples: int,
+    generator: Union[int, torch.Generator, None] = None,
     box: Sequence[float] = DEFAULT_BOX,
     bits: int = DEFAULT_BITS,
 ) -> torch.Tensor:
@@ -206,23 +205,25 @@ def gray_toy(
     ----------
     name : str
         Toy data set name (``ebmlab.data.toy_names()``), e.g. ``"8gaussians"``, ``"2spirals"``.
-    n : int
+    n_samples : int
         Number of samples.
-    seed, generator
-        Randomness: an int seed or a ``torch.Generator`` (not both).
+    generator : torch.Generator or int, optional
+        Randomness: a CPU generator or an int seed (``None``: a fresh OS-seeded generator, as :func:`toy`).
     box, bits
         Quantisation (default ``[-4, 4)`` and 16 bits: 32-bit codes).
 
     Returns
     -------
-    Tensor[n, 2 * bits]
+    Tensor[n_samples, 2 * bits]
         {0, 1} float tensor.
     """
-    n = check_int("n", n)
+    n = check_int("n_samples", n_samples)
     lo, hi = _check_box(box)
-    if seed is not None and generator is not None:
-        raise ConfigError("pass either seed or generator to gray_toy, not both")
-    g = as_generator(seed) if generator is None else generator
+    if generator is None:
+        g = torch.Generator()
+        g.seed()
+    else:
+        g = as_generator(generator)
     kept = []
     n_kept = 0
     drawn = 0

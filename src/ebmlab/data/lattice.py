@@ -17,7 +17,7 @@ checkerboard sweep plus, with the cluster update, one Swendsen–Wang step).
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -36,7 +36,7 @@ __all__ = ["ising_dataset"]
 def ising_dataset(
     side: int,
     coupling: float,
-    n: int,
+    n_samples: int,
     *,
     field: float = 0.0,
     periodic: bool = True,
@@ -44,40 +44,40 @@ def ising_dataset(
     burn_in: int = 500,
     n_chains: Optional[int] = None,
     method: str = "auto",
-    seed: Optional[int] = None,
-    generator: Optional[torch.Generator] = None,
+    generator: Union[int, torch.Generator, None] = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    r"""Draw ``n`` configurations of the ``side x side`` Ising model
+    r"""Draw ``n_samples`` configurations of the ``side x side`` Ising model
     p(s) ∝ exp(coupling sum_<ij> s_i s_j + field sum_i s_i) (:class:`~ebmlab.energies.IsingLattice`).
 
     Parameters
     ----------
     side, coupling, field, periodic
         The model, as in :class:`~ebmlab.energies.IsingLattice`.
-    n : int
+    n_samples : int
         Number of samples.
     sweeps : int
         Sweeps between two kept samples of the same chain (thinning).
     burn_in : int
         Sweeps discarded at the start of every chain.
     n_chains : int, optional
-        Parallel chains (default ``min(n, 100)``); each keeps ceil(n / n_chains) samples and the
-        first ``n`` rows (chain-major within each kept sweep) are returned.
+        Parallel chains (default ``min(n_samples, 100)``); each keeps ceil(n_samples / n_chains) samples and
+        the first ``n_samples`` rows (chain-major within each kept sweep) are returned.
     method : {"auto", "checkerboard", "checkerboard+sw"}
         ``"auto"`` uses ``"checkerboard+sw"`` when coupling >= 0 (Swendsen–Wang needs a
         ferromagnet) and ``"checkerboard"`` otherwise.
-    seed, generator
-        Randomness: a ``torch.Generator`` or an int seed (one of them; the generator wins).
+    generator : torch.Generator or int, optional
+        Randomness: a generator (advanced in place) or an int seed of a fresh one; ``None`` draws from
+        torch's global generator (never reseeded), as torch functions do.
     dtype
         Float dtype of the returned {0,1} tensor.
 
     Returns
     -------
-    Tensor [n, side^2]
+    Tensor [n_samples, side^2]
         {0,1} states (s = 2x - 1), row-major flattened lattices.
     """
-    n = check_int("n", n, minimum=1)
+    n = check_int("n_samples", n_samples, minimum=1)
     sweeps = check_int("sweeps", sweeps, minimum=1)
     burn_in = check_int("burn_in", burn_in, minimum=0)
     n_chains = min(n, 100) if n_chains is None else check_int("n_chains", n_chains, minimum=1)
@@ -87,7 +87,7 @@ def ising_dataset(
         method = "checkerboard+sw" if float(coupling) >= 0 else "checkerboard"
     if method == "checkerboard+sw" and float(coupling) < 0:
         raise ConfigError(f"method 'checkerboard+sw' needs coupling >= 0, got {coupling}; use 'checkerboard'")
-    g = generator if generator is not None else as_generator(seed)
+    g = as_generator(generator)
 
     kernel = Cycle(CheckerboardGibbs(), SwendsenWang()) if method == "checkerboard+sw" else CheckerboardGibbs()
     x0 = (torch.rand(n_chains, energy.n_sites, generator=g) < 0.5).to(dtype)

@@ -64,13 +64,13 @@ def draw(spec: str, n: int, seed: int) -> torch.Tensor:
 
     kind, name, params = parse_spec(spec)
     if kind == "toy":
-        return toy(name, n, seed=seed)
+        return toy(name, n, generator=seed)
     if kind == "gray":
-        return gray_toy(name, n, seed=seed)
+        return gray_toy(name, n, generator=seed)
     if kind == "ising":
         return ising_dataset(params["side"], params["coupling"], n, field=params.get("field", 0.0),
                              periodic=params.get("periodic", True), sweeps=params.get("sweeps", 10),
-                             burn_in=params.get("burn_in", 500), seed=seed)
+                             burn_in=params.get("burn_in", 500), generator=seed)
     raise ConfigError(f"{spec!r} is a file, not a generated data set")
 
 

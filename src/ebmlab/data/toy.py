@@ -29,7 +29,7 @@ Rows are shuffled (the structured sets would otherwise be sorted by class or arm
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Union, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -211,42 +211,36 @@ def _check_name(name: str) -> str:
     return name
 
 
-def toy(name: str, n: int, seed: Optional[int] = None, generator: Optional[torch.Generator] = None,
+def toy(name: str, n_samples: int, generator: Union[int, torch.Generator, None] = None,
         dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Draw ``n`` points of a 2-D toy data set (definitions in the module docstring).
+    """Draw ``n_samples`` points of a 2-D toy data set (definitions in the module docstring).
 
     Parameters
     ----------
     name : str
         One of :func:`toy_names`.
-    n : int
+    n_samples : int
         Number of points, >= 1.
-    seed : int, optional
-        Seed of a fresh local generator (reproducible draws).  Give ``seed`` or ``generator``, not
-        both; with neither, a fresh generator seeded from the OS is used (the global RNGs of torch
-        and numpy are never read or advanced).
-    generator : torch.Generator, optional
-        A CPU generator to draw from (advanced in place).
+    generator : torch.Generator or int, optional
+        A CPU generator to draw from (advanced in place), or an int seed of a fresh one (reproducible draws).
+        ``None``: a fresh generator seeded from the OS (the global RNGs of torch and numpy are never read or
+        advanced).
     dtype : torch.dtype
         Output dtype (default float32; draws are made in float64 and cast).
 
     Returns
     -------
-    Tensor[n, 2]
+    Tensor[n_samples, 2]
     """
     _check_name(name)
-    n = check_int("n", n)
-    if seed is not None and generator is not None:
-        raise ConfigError("pass either seed or generator to toy(), not both")
+    n_samples = check_int("n_samples", n_samples)
     if generator is None:
-        generator = as_generator(seed) if seed is not None else torch.Generator()
-        if seed is None:
-            generator.seed()
-    if not isinstance(generator, torch.Generator):
-        raise ConfigError(f"generator must be a torch.Generator, got {generator!r}")
+        generator = torch.Generator()
+        generator.seed()
+    generator = as_generator(generator)
     if generator.device.type != "cpu":
         raise ConfigError(f"toy() draws on the CPU and needs a CPU generator, got one on {generator.device}")
-    return _GENERATORS[name](n, generator).to(dtype)
+    return _GENERATORS[name](n_samples, generator).to(dtype)
 
 
 def toy_density(name: str) -> Energy:
