@@ -10,7 +10,7 @@ from ebmlab.cli import main
 
 TINY = ["--steps", "30", "--n-train", "400", "--n-test", "200", "--n-samples", "200", "--sample-steps", "30",
         "--resolution", "40", "--progress", "false", "--energy-params", "{hidden: [16, 16]}",
-        "--objective-params", "{n_steps: 5, buffer_size: 200}", "--device", "cpu"]
+        "--objective-params", "{steps: 5, buffer_size: 200}", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_train_and_sample_a_discrete_ising_model(tmp_path):
     out = tmp_path / "ising"
     argv = ["train", "--out", str(out), "--data", "ising:side=3,coupling=0.3", "--energy", "ising", "--sampler",
             "gibbs", "--steps", "40", "--n-train", "300", "--n-test", "100", "--n-samples", "100", "--sample-steps",
-            "5", "--objective-params", "{n_steps: 1, buffer_size: 100}", "--lr", "0.02", "--progress", "false",
+            "5", "--objective-params", "{steps: 1, buffer_size: 200}", "--lr", "0.02", "--progress", "false",
             "--device", "cpu"]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())

@@ -110,7 +110,7 @@ def test_registry_and_build():
     assert "gaussian" in PERTURBATIONS
     obj = build("ed")
     assert isinstance(obj.perturbation, GaussianPerturbation)
-    assert (obj.m, obj.w, obj.perturbation.t) == (4, 1.0, 1.0)
+    assert (obj.m, obj.w, obj.perturbation.t) == (4, 1.0, None)  # t comes from the data (prepare)
     assert obj.continuous
     assert build("ed", t=3.0).perturbation.t == 3.0
 
@@ -255,3 +255,29 @@ def test_default_ed_trains_a_gaussian_with_adam():
     # loose (SGD noise, not MC error, dominates): 0.1 in the mean, 10% in the covariance
     assert torch.allclose(q.mean.detach(), MU, atol=0.1)
     assert torch.allclose(q.covariance().detach(), COV, atol=0.1 * float(COV.max()))
+
+
+def test_default_t_is_the_data_mean_variance():
+    """t = tr(S)/d (S with 1/n) from prepare; an explicit t is kept; the fitted t survives a resume."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1000, 3, generator=g, dtype=DT) * torch.tensor([1.0, 10.0, 0.1], dtype=DT) + 50.0
+    obj = build("ed")
+    obj.prepare(x)
+    expected = float(x.var(0, correction=0).mean())
+    assert obj.perturbation.t == pytest.approx(expected, rel=1e-12)
+    state = obj.state_dict()
+    resumed = build("ed")
+    resumed.load_state_dict(state)
+    assert resumed.perturbation.t == pytest.approx(expected, rel=1e-12)
+    fixed = build("ed", t=0.5)
+    fixed.prepare(x)
+    assert fixed.perturbation.t == 0.5 and fixed.state_dict() == {}
+    with pytest.raises(ValueError, match="unexpected keys"):
+        fixed.load_state_dict(state)
+    # without prepare, t comes from the first batch, with a warning
+    lazy = build("ed")
+    with pytest.warns(UserWarning, match="first batch"):
+        lazy.negatives(x[:100], generator=g)
+    assert lazy.perturbation.t == pytest.approx(float(x[:100].var(0, correction=0).mean()), rel=1e-12)
+    with pytest.raises(ConfigError, match="t is not set"):
+        GaussianPerturbation().perturb(x)

@@ -104,6 +104,8 @@ def test_lazy_noise_fit_on_first_batch():
         ({"noise": object()}, "noise must have sample"),
         ({"learn_log_z": "yes"}, "learn_log_z"),
         ({"log_z_init": float("inf")}, "log_z_init"),
+        ({"log_z_init": "guess"}, "log_z_init must be a finite number or 'auto'"),
+        ({"n_log_z_init": 0}, "n_log_z_init"),
     ],
 )
 def test_bad_hyper_parameters(kwargs, match):
@@ -122,7 +124,7 @@ def test_nce_recovers_gaussian_and_log_z():
     n, nu = 4000, 4.0
     x = gaussian_data(n, 7)
     noise = FixedNoise(x, int(nu * n), 8)
-    obj = NoiseContrastiveEstimation(noise=noise, noise_ratio=nu).to(dtype=DT)
+    obj = NoiseContrastiveEstimation(noise=noise, noise_ratio=nu, log_z_init=0.0).to(dtype=DT)
     q = Quadratic(2, dtype=DT)
     params = list(q.parameters()) + list(obj.parameters())
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=300, line_search_fn="strong_wolfe",
@@ -202,3 +204,41 @@ def test_default_nce_trains_with_adam():
     assert torch.allclose(q.mean.detach(), MU, atol=0.1)
     assert torch.allclose(q.covariance().detach(), COV, atol=0.2)
     assert float(obj.log_z) == pytest.approx(LOG_Z_TRUE, abs=0.1)
+
+
+def test_log_z_auto_is_the_importance_sampling_estimate():
+    """log_z_init="auto": at the first call c = log (1/K) Σ exp(-U(y_k) - log q(y_k)), y_k ~ q (the noise)."""
+    x = gaussian_data(4000, 11)
+    q = Quadratic(2, dtype=DT)  # N(0, I): log Z = log 2π, far from the noise N(x̄, S)
+    obj = build("nce", n_log_z_init=2000)
+    obj.prepare(x)
+    assert obj.log_z_pending and float(obj.log_z) == 0.0
+    g = torch.Generator().manual_seed(12)
+    estimate = obj.initialize_log_z(q, x, generator=g)
+    y = obj.noise.sample(2000, generator=torch.Generator().manual_seed(12), like=x)
+    lw = (-q(y) - obj.noise.log_prob(y)).detach()
+    assert estimate == pytest.approx(float(torch.logsumexp(lw, 0) - math.log(2000)), abs=1e-12)
+    assert float(obj.log_z) == pytest.approx(estimate) and not obj.log_z_pending
+    # the estimate's delta-method standard error sd(w)/(sqrt(K) mean(w)), w = exp(lw)
+    w = torch.exp(lw - lw.max())
+    se = float(w.std() / (math.sqrt(2000) * w.mean()))
+    assert abs(estimate - math.log(2 * math.pi)) < 4 * se + 1e-3, (estimate, math.log(2 * math.pi), se)
+
+
+def test_log_z_auto_happens_once_and_not_after_a_resume():
+    x = gaussian_data(500, 13)
+    q = Quadratic(2, dtype=DT)
+    q.prepare(x)  # the energy is the moment-matched Gaussian: c must start at its exact log Z
+    obj = build("nce").to(dtype=DT)
+    obj.prepare(x)
+    g = torch.Generator().manual_seed(14)
+    obj(q, x[:64], generator=g)
+    # noise (unbiased covariance) and energy (1/n covariance) nearly coincide: the weights are nearly constant
+    assert float(obj.log_z) == pytest.approx(float(q.log_normalizer()), abs=0.01)
+    with torch.no_grad():
+        obj.log_z.fill_(3.0)
+    obj(q, x[:64], generator=g)
+    assert float(obj.log_z) == 3.0  # not re-estimated
+    resumed = build("nce")
+    resumed.load_state_dict(obj.state_dict())
+    assert not resumed.log_z_pending and float(resumed.log_z) == 3.0

@@ -134,3 +134,43 @@ def test_registered_by_name():
     q = build_energy("quadratic", 4)
     assert isinstance(q, Quadratic) and q.dim == 4
     assert torch.allclose(q.precision(), torch.eye(4))
+
+
+def _far_gaussian(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.tensor([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.4, 0.7]], dtype=torch.float64)
+    return torch.tensor([5.0, -3.0, 4.0], dtype=torch.float64) + torch.randn(n, 3, generator=g, dtype=torch.float64) @ a.T
+
+
+def test_prepare_starts_at_the_data_moments():
+    """prepare(data) sets μ = x̄ and P = S⁻¹ (S with 1/n) exactly, for the parameters not given."""
+    x = _far_gaussian(500, 0)
+    q = Quadratic(3, dtype=torch.float64)
+    q.prepare(x)
+    s = torch.cov(x.T, correction=0)
+    assert torch.allclose(q.mean.detach(), x.mean(0), atol=1e-12)
+    assert torch.allclose(q.covariance().detach(), s, atol=1e-10)
+    # the exact log-likelihood at the start is the Gaussian maximum: its gradient vanishes
+    q.zero_grad()
+    (-q.log_prob(x).mean()).backward()
+    assert max(float(p.grad.abs().max()) for p in q.parameters()) < 1e-9
+    # parameters given to the constructor are kept
+    q2 = Quadratic(3, mean=[0.0, 0.0, 0.0], dtype=torch.float64)
+    q2.prepare(x)
+    assert torch.equal(q2.mean.detach(), torch.zeros(3, dtype=torch.float64))
+    assert torch.allclose(q2.covariance().detach(), s, atol=1e-10)
+    q3 = Quadratic(3, precision=2 * np.eye(3), dtype=torch.float64)
+    q3.prepare(x)
+    assert torch.allclose(q3.precision().detach(), 2 * torch.eye(3, dtype=torch.float64))
+    assert torch.allclose(q3.mean.detach(), x.mean(0), atol=1e-12)
+
+
+def test_prepare_with_a_singular_covariance_warns():
+    x = torch.zeros(10, 2, dtype=torch.float64)
+    x[:, 0] = torch.arange(10, dtype=torch.float64)  # second coordinate constant
+    q = Quadratic(2, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="singular"):
+        q.prepare(x)
+    assert torch.isfinite(q.precision()).all()
+    with pytest.raises(ConfigError, match="3 elements"):
+        q.prepare(torch.zeros(5, 3))

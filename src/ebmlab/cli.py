@@ -26,9 +26,10 @@ DEFAULTS: Dict[str, Any] = {
     "energy": "mlp",
     "energy_params": {"hidden": [128, 128, 128], "activation": "silu"},
     "objective": "pcd",
-    "objective_params": {"n_steps": 20, "step_size": 0.01, "buffer_size": 10000, "reinit_prob": 0.05},
+    "objective_params": {"sampler": "ula", "steps": 20, "buffer_size": 10000, "reinit_prob": 0.05},
     "sampler": "ula",
     "sampler_params": {"step_size": 0.005},
+    "standardize": "auto",
     "steps": 4000,
     "batch_size": 128,
     "lr": 0.002,
@@ -124,6 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise DataError(f"cannot resume: {saved} does not exist (is {out} a run directory?)")
         base = _load_yaml(str(saved))
         base.pop("out", None)
+        base.setdefault("standardize", False)  # runs written before standardisation existed were trained on raw data
         cfg = copy.deepcopy(DEFAULTS)
         cfg.update(base)
         for key, default in DEFAULTS.items():

@@ -20,9 +20,6 @@ from ._core.errors import ConfigError, DataError
 from ._core.random import as_generator
 from .estimator import MODEL_FILE, EnergyModel
 
-_MODEL_KEYS = ("energy", "energy_params", "objective", "objective_params", "sampler", "sampler_params", "steps",
-               "batch_size", "lr", "optimizer", "weight_decay", "grad_clip", "lr_schedule", "ema", "sample_steps", "seed",
-               "device")
 
 
 def _data_splits(cfg: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
@@ -75,8 +72,16 @@ def _unique_run_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{k}"
 
 
+def model_config_keys() -> Tuple[str, ...]:
+    """The configuration keys that are :class:`EnergyModel` parameters: its constructor's, with the facade's
+    ``random_state`` spelled ``seed`` as everywhere else in the command (one list, read from the constructor)."""
+    return tuple("seed" if k == "random_state" else k for k in EnergyModel.parameter_names())
+
+
 def _model_from_config(cfg: Dict[str, Any]) -> EnergyModel:
-    return EnergyModel(**{k: cfg[k] for k in _MODEL_KEYS})
+    params = {k: cfg[k] for k in model_config_keys() if k in cfg}
+    params["random_state"] = params.pop("seed", None)
+    return EnergyModel(**params)
 
 
 def evaluate_model(model: EnergyModel, test: torch.Tensor, reference: torch.Tensor, cfg: Dict[str, Any],
@@ -88,7 +93,7 @@ def evaluate_model(model: EnergyModel, test: torch.Tensor, reference: torch.Tens
     n = int(cfg.get("n_samples") or test.shape[0])
     n = min(n, test.shape[0])
     t0 = time.perf_counter()
-    samples = model.sample(n, seed=seed).cpu()
+    samples = model.sample(n, random_state=seed).cpu()
     sample_time = time.perf_counter() - t0
     test_n, ref_n = test[:n].to(samples), reference[:n].to(samples)
     out: Dict[str, Any] = {
@@ -219,7 +224,7 @@ def sample_run(run, n: int, out, seed: int = 0, steps: Optional[int] = None) -> 
     from .data import save_samples
 
     _, _, model = _load_run(run)
-    x = model.sample(n, seed=seed, steps=steps).cpu()
+    x = model.sample(n, random_state=seed, steps=steps).cpu()
     save_samples(out, x)
     return Path(out)
 

@@ -1,4 +1,4 @@
-"""Energy discrepancy (Schröder, Ou, Lim, Wang, Vollmer, Duncan, NeurIPS 2023).
+"""Energy discrepancy (Schröder, Ou, Lim, Li, Vollmer, Duncan, NeurIPS 2023).
 
 "Energy discrepancies: a score-independent loss for energy-based models".  For a perturbation
 q(y | x) and the contrastive potential U_q(y) = -log ∫ q(y | x') exp(-U(x')) dx',
@@ -6,12 +6,13 @@ q(y | x) and the contrastive potential U_q(y) = -log ∫ q(y | x') exp(-U(x')) d
     ED_q(p_data, p_U) = E_{x~p_data}[U(x)] - E_{x~p_data} E_{y~q(.|x)}[U_q(y)].
 
 ED_q >= its minimum, it is convex in U, and (for a q whose convolution is injective, e.g. Gaussian)
-its unique minimiser is U* = -log p_data + const (seed 000, "Energy Discrepancy").  It needs
+its unique minimiser is U* = -log p_data + const (Schröder et al. 2023).  It needs
 neither scores nor MCMC: only samples from q.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Dict, Optional, Union
 
 import torch
@@ -31,8 +32,8 @@ def energy_discrepancy_loss(u_data: torch.Tensor, u_neg: torch.Tensor, w: float)
                    = \frac1N \sum_i \operatorname{logsumexp}\big(\{U(x_i) - U(x'_{ij})\}_{j=1}^M
                      \cup \{\log w\}\big) - \log M
 
-    (seed 000, "Stabilising Energy Discrepancy Estimation").  The reference code of Schröder et al.
-    returns the logsumexp form without the constant ``- log M``; ebmlab keeps the seed's form, whose
+    (Schröder et al. 2023, the w-stabilised estimator).  The reference code of Schröder et al.
+    returns the logsumexp form without the constant ``- log M``; ebmlab keeps the paper's form, whose
     w = 0 value converges (M → ∞) to ED_q itself.  For w = 0 the ``log w`` term is left out.
 
     Parameters
@@ -65,7 +66,7 @@ class EnergyDiscrepancy(Objective):
     With w = 0 this is a consistent (M → ∞) but downward-biased estimate of ED_q: for small M the
     network can lower the loss without bound by pushing U(x') up far from the data, and for finite M
     its minimiser is biased (a fitted Gaussian's covariance shrinks; ``tests/test_energy_discrepancy.py``).
-    w > 0 bounds each term below by log(w/M) (seed 000; ``ebmlab bench objectives``, failure mode (b)).
+    w > 0 bounds each term below by log(w/M) (Schröder et al. 2023; ``ebmlab bench objectives``, failure mode (b)).
     w = 1 (the default) is special: with x'_0 := x,
 
     .. math::
@@ -90,9 +91,10 @@ class EnergyDiscrepancy(Objective):
         Stabilisation weight, >= 0 (default 1.0, as the reference code).
     **perturbation_kwargs
         Passed to the perturbation's constructor when it is given by name, e.g. ``t=1.0`` (the
-        Gaussian noise variance; default 1.0).  On data with modes further apart than a few √t, ED
-        cannot see the modes' relative weights: choose t comparable to the squared distance between
-        modes (``ebmlab bench objectives`` measures it).
+        Gaussian noise variance).  By default t is taken from the data by :meth:`prepare`: the mean
+        per-coordinate variance of the training set, t = tr(S)/d (1 on standardised data; the rule and
+        its reason are in :class:`~ebmlab.objectives.perturbations.GaussianPerturbation`).  On data
+        with modes further apart than a few √t, ED cannot see the modes' relative weights.
 
     Notes
     -----
@@ -108,6 +110,32 @@ class EnergyDiscrepancy(Objective):
         self.m = check_int("m", m, minimum=1)
         self.w = check_positive("w", w, allow_zero=True)
 
+    def prepare(self, data: torch.Tensor) -> None:
+        """Called by :func:`ebmlab.fit` with the whole training set: a perturbation whose scale comes from the
+        data (the Gaussian one without an explicit ``t``) is fitted to it."""
+        fit = getattr(self.perturbation, "fit", None)
+        if callable(fit) and getattr(self.perturbation, "t_from_data", False):
+            fit(data)
+
+    def _ensure_prepared(self, batch: torch.Tensor) -> None:
+        if getattr(self.perturbation, "t_from_data", False) and getattr(self.perturbation, "t", 0.0) is None:
+            warnings.warn("EnergyDiscrepancy: prepare(data) was not called, so the Gaussian perturbation's t is set "
+                          "from this first batch (ebmlab.fit calls prepare with the whole training set)", stacklevel=3)
+            self.perturbation.fit(batch)
+
+    def state_dict(self) -> Dict[str, torch.Tensor]:
+        """The data-derived t, when there is one (so that a resumed run keeps it)."""
+        if getattr(self.perturbation, "t_from_data", False) and getattr(self.perturbation, "t", None) is not None:
+            return {"t": torch.tensor(float(self.perturbation.t), dtype=torch.float64)}
+        return {}
+
+    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
+        unknown = set(state) - {"t"}
+        if unknown or ("t" in state and not getattr(self.perturbation, "t_from_data", False)):
+            raise ValueError(f"unexpected keys in an EnergyDiscrepancy state: {sorted(state)}")
+        if "t" in state:
+            self.perturbation.t = float(state["t"])
+
     @property
     def continuous(self) -> bool:
         """True when the perturbation acts on real vectors (False for bit-flip perturbations)."""
@@ -115,6 +143,7 @@ class EnergyDiscrepancy(Objective):
 
     def negatives(self, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Draw the contrastive samples x' (shape (N, M, *event)) for a data batch."""
+        self._ensure_prepared(batch)
         y = self.perturbation.perturb(batch, generator=generator)
         x_neg = self.perturbation.contrast(y, self.m, generator=generator)
         expected = (batch.shape[0], self.m, *batch.shape[1:])

@@ -15,13 +15,13 @@ consistent for θ and for c = log Z_θ as T_d → ∞, whatever ν > 0, provided
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
 from .._core.errors import ConfigError, DataError
-from .._core.validation import check_positive
+from .._core.validation import check_int, check_positive
 from .base import OBJECTIVES, LossOutput, Objective
 
 
@@ -133,15 +133,27 @@ class NoiseContrastiveEstimation(Objective):
     learn_log_z : bool
         Learn c (default True).  With False, c stays at ``log_z_init`` and the energy must absorb
         the normaliser itself (e.g. through the last bias of a network).
-    log_z_init : float
-        Initial value of c (default 0.0).
+    log_z_init : float or "auto"
+        Initial value of c.  ``"auto"`` (default): at the first call, the importance-sampling estimate
+        of log Z_θ of the energy as it then is, with the noise as proposal (:meth:`initialize_log_z`),
+
+        .. math::
+            c_0 = \log \frac1K \sum_{k=1}^K \exp\big(-U(y_k) - \log q(y_k)\big), \qquad y_k \sim q,
+
+        so that training starts with a normalised model: c is learned with the energy's learning
+        rate, and a c that starts n nats away from log Z_θ needs ~n / lr optimiser steps to get there
+        (with c_0 = 0, a Gaussian model with log Z ≈ 2 was still 39 % off in its covariance after
+        2,000 Adam steps at lr 1e-3).
+    n_log_z_init : int
+        K, the number of noise draws of that estimate (default 4096).
     """
 
     name = "nce"
     #: the default (fitted Gaussian) noise is continuous; a discrete noise object makes NCE work on {0,1} data
     continuous = True
 
-    def __init__(self, noise=None, noise_ratio: float = 1.0, learn_log_z: bool = True, log_z_init: float = 0.0):
+    def __init__(self, noise=None, noise_ratio: float = 1.0, learn_log_z: bool = True,
+                 log_z_init: Union[float, str] = "auto", n_log_z_init: int = 4096):
         if noise is not None and not (callable(getattr(noise, "sample", None)) and callable(getattr(noise, "log_prob", None))):
             raise ConfigError(f"noise must have sample(n, generator) and log_prob(x) methods, got {noise!r}")
         if not isinstance(learn_log_z, bool):
@@ -150,13 +162,21 @@ class NoiseContrastiveEstimation(Objective):
         self._fits_noise = noise is None
         self.noise_ratio = check_positive("noise_ratio", noise_ratio)
         self.learn_log_z = learn_log_z
-        if isinstance(log_z_init, bool) or not isinstance(log_z_init, (int, float)) or not math.isfinite(log_z_init):
-            raise ConfigError(f"log_z_init must be a finite number, got {log_z_init!r}")
-        self.log_z = torch.nn.Parameter(torch.tensor(float(log_z_init)), requires_grad=learn_log_z)
+        self.log_z_init = log_z_init
+        self.n_log_z_init = check_int("n_log_z_init", n_log_z_init, minimum=1)
+        if log_z_init == "auto":
+            start = 0.0
+        elif isinstance(log_z_init, bool) or not isinstance(log_z_init, (int, float)) or not math.isfinite(log_z_init):
+            raise ConfigError(f"log_z_init must be a finite number or 'auto', got {log_z_init!r}")
+        else:
+            start = float(log_z_init)
+        self.log_z = torch.nn.Parameter(torch.tensor(start), requires_grad=learn_log_z)
+        #: True until c has been estimated by :meth:`initialize_log_z` (``log_z_init="auto"`` only)
+        self.log_z_pending = log_z_init == "auto"
 
     def __repr__(self) -> str:
         return (f"NoiseContrastiveEstimation(noise={self.noise!r}, noise_ratio={self.noise_ratio}, "
-                f"learn_log_z={self.learn_log_z})")
+                f"learn_log_z={self.learn_log_z}, log_z_init={self.log_z_init!r})")
 
     # -- noise -----------------------------------------------------------------------------------
     def fit_noise(self, data: torch.Tensor) -> None:
@@ -173,6 +193,21 @@ class NoiseContrastiveEstimation(Objective):
             return self.noise.sample(n, generator=generator, like=like)
         y = self.noise.sample(n, generator=generator)
         return y.to(dtype=like.dtype, device=like.device)
+
+    @torch.no_grad()
+    def initialize_log_z(self, energy, like: torch.Tensor, generator: Optional[torch.Generator] = None) -> float:
+        """Set c to the importance-sampling estimate log (1/K) Σ_k exp(-U(y_k) - log q(y_k)), y_k ~ q, of
+        log Z_θ for the current energy (K = ``n_log_z_init``; ``like``: a batch giving dtype and device).
+        Returns the estimate."""
+        y = self._sample_noise(self.n_log_z_init, like, generator)
+        log_w = -energy(y) - self.noise.log_prob(y).to(like.dtype)
+        estimate = torch.logsumexp(log_w.double(), 0) - math.log(self.n_log_z_init)
+        if not bool(torch.isfinite(estimate)):
+            raise ConfigError(f"NCE: the importance-sampling estimate of log Z for log_z_init='auto' is {float(estimate)} "
+                              f"(the energy is not finite at the noise draws); pass a number as log_z_init")
+        self.log_z.data.fill_(float(estimate))
+        self.log_z_pending = False
+        return float(estimate)
 
     # -- objective ---------------------------------------------------------------------------------
     def parameters(self) -> Iterator[torch.nn.Parameter]:
@@ -191,6 +226,7 @@ class NoiseContrastiveEstimation(Objective):
         if "log_z" in state:
             with torch.no_grad():
                 self.log_z.data = state["log_z"].to(self.log_z.device, self.log_z.dtype).clone()
+            self.log_z_pending = False  # a resumed run continues from its own c
         noise_state = {k[len("noise."):]: v for k, v in state.items() if k.startswith("noise.")}
         if noise_state and self._fits_noise:
             self.noise.load_state_dict(noise_state)
@@ -211,6 +247,8 @@ class NoiseContrastiveEstimation(Objective):
         n_data = batch.shape[0]
         if self._fits_noise and not self.noise.fitted:
             self.noise.fit(batch)
+        if self.log_z_pending:
+            self.initialize_log_z(energy, batch, generator)
         n_noise = max(1, int(round(self.noise_ratio * n_data)))
         y = self._sample_noise(n_noise, batch, generator).detach()
         nu = n_noise / n_data  # the ratio actually used in this batch (rounding)
