@@ -131,3 +131,17 @@ def test_binary_data_needs_a_discrete_model(capsys, tmp_path, monkeypatch):
     assert "binary" in err and "--energy ising" in err
     err = _error_line(capsys, ["train", "--data", "ising:side=3,coupling=0.3", "--energy", "ising", "--progress", "false"])
     assert "choose a discrete sampler" in err
+
+
+def test_model_keys_are_the_facade_parameters():
+    """One list of model options: the command's keys for the model are EnergyModel's constructor parameters
+    (``random_state`` spelled ``seed``), so a new facade option cannot be forgotten by the command."""
+    from ebmlab import EnergyModel
+    from ebmlab.cli import DEFAULTS
+    from ebmlab.run import _model_from_config, model_config_keys
+
+    keys = model_config_keys()
+    assert "seed" in keys and "random_state" not in keys and len(keys) == len(EnergyModel.parameter_names())
+    assert set(keys) <= set(DEFAULTS), sorted(set(keys) - set(DEFAULTS))
+    m = _model_from_config(DEFAULTS)
+    assert m.random_state == DEFAULTS["seed"] and m.standardize == DEFAULTS["standardize"]

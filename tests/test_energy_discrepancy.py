@@ -101,6 +101,8 @@ def test_any_event_shape():
 
     x = torch.randn(6, 3, 4, 4, dtype=DT)
     obj = EnergyDiscrepancy(m=3)
+    obj.prepare(x)  # t from the data, over every element of the event
+    assert obj.perturbation.t == pytest.approx(float(x.reshape(6, -1).var(0, correction=0).mean()))
     assert obj.negatives(x).shape == (6, 3, 3, 4, 4)
     out = obj(ImageEnergy(), x, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(out.loss)
@@ -241,6 +243,7 @@ def test_default_ed_trains_a_gaussian_with_adam():
     x = gaussian_data(n, 41)
     q = Quadratic(2, dtype=DT)
     obj = build("ed")
+    obj.prepare(x)  # what ebmlab.fit does: t from the training set
     g = torch.Generator().manual_seed(42)
     opt = torch.optim.Adam(q.parameters(), lr=0.02)
     for step in range(600):

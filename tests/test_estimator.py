@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ebmlab import ConfigError, DataError, EnergyModel
-from ebmlab.energies import MLPEnergy, Quadratic
+from ebmlab.energies import MLPEnergy
 from ebmlab.samplers import MALA, ULA
 
 
@@ -240,6 +240,10 @@ def test_one_sampler_rule():
     assert isinstance(named.sampler_, MALA) and named.sampler_.step_size == 0.02
     with pytest.raises(ConfigError, match="apply only when the sampler is given by name"):
         EnergyModel(sampler=mala, sampler_params={"step_size": 0.1}, steps=1).fit(x)
+    with pytest.raises(ConfigError, match="sampler must be a sampler name"):
+        EnergyModel(sampler=3, steps=1).fit(x)
+    with pytest.raises(ConfigError, match="unknown sampler 'lngevin'"):
+        EnergyModel(objective_params={"sampler": "lngevin"}, steps=1).fit(x)
     with pytest.raises(ConfigError, match="needs a 'name' key"):
         EnergyModel(objective_params={"sampler": {"step_size": 0.1}}, steps=1).fit(x)
 

@@ -41,7 +41,7 @@ def _check_seed(name: str, value: Any) -> int:
     return int(value)
 
 
-def constructor_params(obj: Any) -> Optional[Dict[str, Any]]:
+def _constructor_params(obj: Any) -> Optional[Dict[str, Any]]:
     """The constructor arguments of ``obj`` read back from its same-named attributes (scikit-learn's convention,
     followed by ebmlab's samplers), or ``None`` when some argument is not stored under its own name."""
     sig = inspect.signature(type(obj).__init__)
@@ -55,15 +55,13 @@ def constructor_params(obj: Any) -> Optional[Dict[str, Any]]:
     return out
 
 
-def resolve_sampler(spec: Any, params: Optional[Mapping[str, Any]], where: str) -> samplers_base.Sampler:
-    """A Sampler from ``spec``: a Sampler object (used as is), a registered name (built with ``params``), or a
-    mapping ``{"name": ..., **options}`` (the spelling of a configured sampler in YAML/JSON)."""
+def _sampler_from_spec(spec: Any, params: Optional[Mapping[str, Any]], where: str) -> samplers_base.Sampler:
+    """The facade's spellings of a sampler: a Sampler object (used as is), a registered name (built with
+    ``params``), or a mapping ``{"name": ..., **options}`` (a configured sampler in YAML/JSON).  Objects and bare
+    names go through the chain runner's :func:`~ebmlab.samplers.driver.resolve_sampler`."""
+    from .samplers.driver import resolve_sampler
+
     params = dict(params or {})
-    if isinstance(spec, samplers_base.Sampler):
-        if params:
-            raise ConfigError(f"{where}: sampler options {sorted(params)} apply only when the sampler is given by "
-                              f"name; set them on the {type(spec).__name__} object instead")
-        return spec
     if isinstance(spec, Mapping):
         options = dict(spec)
         name = options.pop("name", None)
@@ -73,10 +71,15 @@ def resolve_sampler(spec: Any, params: Optional[Mapping[str, Any]], where: str) 
         if params:
             raise ConfigError(f"{where}: give the sampler's options inside its mapping, not also as sampler_params")
         return samplers_base.build(name, **options)
-    if isinstance(spec, str):
+    if isinstance(spec, samplers_base.Sampler) and params:
+        raise ConfigError(f"{where}: sampler options {sorted(params)} apply only when the sampler is given by "
+                          f"name; set them on the {type(spec).__name__} object instead")
+    if isinstance(spec, str) and params:
         return samplers_base.build(spec, **params)
-    raise ConfigError(f"{where} must be a sampler name ({', '.join(samplers_base.available())}), a Sampler object or a "
-                      f"mapping {{'name': ..., options}}, got {spec!r}")
+    if not isinstance(spec, (str, samplers_base.Sampler)):
+        raise ConfigError(f"{where} must be a sampler name ({', '.join(samplers_base.available())}), a Sampler "
+                          f"object or a mapping {{'name': ..., options}}, got {spec!r}")
+    return resolve_sampler(spec)
 
 
 def _record_value(value: Any, path: str, unsaved: List[str]) -> Any:
@@ -93,7 +96,7 @@ def _record_value(value: Any, path: str, unsaved: List[str]) -> Any:
     if torch.is_tensor(value) or isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, samplers_base.Sampler):
-        params = constructor_params(value)
+        params = _constructor_params(value)
         if params is not None and value.name:
             return {"name": value.name, **{k: _record_value(v, f"{path}.{k}", unsaved) for k, v in params.items()}}
     unsaved.append(path)
@@ -247,14 +250,14 @@ class EnergyModel:
 
     # -- building ------------------------------------------------------------------------------------------------
     def _build_sampler(self) -> samplers_base.Sampler:
-        return resolve_sampler(self.sampler, self.sampler_params, "sampler")
+        return _sampler_from_spec(self.sampler, self.sampler_params, "sampler")
 
     def _build_objective(self):
         params = dict(self.objective_params or {})
         factory = objectives_base.OBJECTIVES.get(self.objective)
         if getattr(factory, "needs_sampler", False):
             if "sampler" in params:  # overrides the training chains only
-                params["sampler"] = resolve_sampler(params["sampler"], None, "objective_params['sampler']")
+                params["sampler"] = _sampler_from_spec(params["sampler"], None, "objective_params['sampler']")
             else:
                 params["sampler"] = self.sampler_
         # Chains of binary models start from fair coin flips unless the user chose another init.
@@ -443,7 +446,7 @@ class EnergyModel:
                 return -self.energy_(x) - exact_log_z(self.energy_)
         if how == "closed_form":
             with torch.no_grad():
-                return -self.energy_(x) - self.energy_.log_normalizer().to(x)
+                return -self.energy_(x) - torch.as_tensor(self.energy_.log_normalizer()).to(x)
         if how == "grid":
             from .metrics import grid_log_prob
 
@@ -472,7 +475,7 @@ class EnergyModel:
             name = _registered_energy_name(energy)
             options = None
             if name is not None:
-                options = dict(energy.config()) if callable(getattr(energy, "config", None)) else constructor_params(energy)
+                options = dict(energy.config()) if callable(getattr(energy, "config", None)) else _constructor_params(energy)
             if name is None or options is None:
                 if strict:
                     raise ConfigError(f"cannot save a model whose energy is a {type(energy).__name__} object: it is not "
