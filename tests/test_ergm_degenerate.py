@@ -21,9 +21,9 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
-from scipy.special import logsumexp
 
 from ebmlab.ergm import ERGM
+from exact_oracle import ergm_exact_mle
 
 PRISM = [(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (4, 5), (1, 4), (3, 5), (0, 5)]
 
@@ -36,23 +36,8 @@ def _prism():
 
 
 def _exact_mle(formula):
-    bound = ERGM(formula).bind(_prism())
-    D = bound.dyads.n_dyads
-    Y = ((np.arange(2 ** D)[:, None] >> np.arange(D)) & 1).astype(float)
-    A = np.zeros((2 ** D, 6, 6))
-    A[:, bound.dyads.tail, bound.dyads.head] = Y
-    A[:, bound.dyads.head, bound.dyads.tail] = Y
-    S = bound.statistics(A)
-    s0 = bound.observed_statistics()
-    theta = np.zeros(S.shape[1])
-    for _ in range(60):
-        lw = S @ theta
-        w = np.exp(lw - logsumexp(lw))
-        m = w @ S
-        cov = (S - m).T @ ((S - m) * w[:, None])
-        theta = theta + np.linalg.solve(cov, s0 - m)
-    assert np.allclose(m, s0, atol=1e-8)  # the score vanishes: a genuine maximiser
-    return theta, np.sqrt(np.diag(np.linalg.inv(cov)))
+    theta, se, _ = ergm_exact_mle(formula, _prism())
+    return theta, se
 
 
 def _messages(record):

@@ -13,6 +13,7 @@ import pytest
 from scipy.special import logsumexp
 
 from ebmlab.ergm import ERGM
+from exact_oracle import ergm_exact_mle
 
 EDGES = [(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (2, 4), (4, 5)]  # 7 ties, 2 triangles, 12 two-stars
 
@@ -29,24 +30,8 @@ def _loglik_tolerance(fit):
 
 
 def _exact_mle(formula):
-    bound = ERGM(formula).bind(_graph())
-    D = bound.dyads.n_dyads
-    codes = np.arange(2 ** D)
-    Y = ((codes[:, None] >> np.arange(D)) & 1).astype(float)
-    A = np.zeros((2 ** D, 6, 6))
-    A[:, bound.dyads.tail, bound.dyads.head] = Y
-    A[:, bound.dyads.head, bound.dyads.tail] = Y
-    S = bound.statistics(A)
-    s0 = bound.observed_statistics()
-    theta = np.zeros(S.shape[1])
-    for _ in range(60):  # Newton on the exact log-likelihood theta.s0 - log sum exp(theta.S)
-        lw = S @ theta
-        w = np.exp(lw - logsumexp(lw))
-        m = w @ S
-        cov = (S - m).T @ ((S - m) * w[:, None])
-        theta = theta + np.linalg.solve(cov, s0 - m)
-    loglik = float(theta @ s0 - logsumexp(S @ theta))
-    return theta, loglik, np.sqrt(np.diag(np.linalg.inv(cov)))
+    theta, se, loglik = ergm_exact_mle(formula, _graph())
+    return theta, loglik, se
 
 
 @pytest.mark.parametrize("formula", ["edges + triangle", "edges + kstar(2)"])
