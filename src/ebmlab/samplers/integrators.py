@@ -22,6 +22,7 @@ import torch
 
 from .._core.errors import ConfigError
 from .accept import event_sum
+from .base import per_chain
 
 
 def resolve_mass(mass, like: torch.Tensor) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
@@ -56,15 +57,10 @@ def check_mass(mass):
     return mass if isinstance(mass, torch.Tensor) else (float(mass) if m.ndim == 0 else m)
 
 
-def _per_chain(dt, like: torch.Tensor):
-    """dt as is (float), or a Tensor[chains] reshaped to broadcast over the event dimensions of ``like``."""
-    return dt.reshape(dt.shape + (1,) * (like.ndim - 1)) if isinstance(dt, torch.Tensor) else dt
-
-
 def position_update(x: torch.Tensor, p: torch.Tensor, dt, inv_mass: Optional[torch.Tensor] = None) -> torch.Tensor:
     """A step: x + dt · M⁻¹ p (dt a float, or a Tensor[chains] of per-chain step sizes)."""
     if isinstance(dt, torch.Tensor):
-        dt = _per_chain(dt, x)
+        dt = per_chain(dt, x)
         return x + dt * p if inv_mass is None else x + dt * inv_mass * p
     if inv_mass is None:
         return torch.add(x, p, alpha=dt)
@@ -74,7 +70,7 @@ def position_update(x: torch.Tensor, p: torch.Tensor, dt, inv_mass: Optional[tor
 def momentum_update(p: torch.Tensor, grad: torch.Tensor, dt) -> torch.Tensor:
     """B step: p - dt · grad U(x) (dt a float, or a Tensor[chains])."""
     if isinstance(dt, torch.Tensor):
-        return p - _per_chain(dt, p) * grad
+        return p - per_chain(dt, p) * grad
     return torch.add(p, grad, alpha=-dt)
 
 
