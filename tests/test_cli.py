@@ -75,6 +75,8 @@ def _error_line(capsys, argv):
         (["sample", "/nonexistent/run", "--out", "x.npy"], "run directory /nonexistent/run does not exist"),
         (["evaluate", "/nonexistent/run"], "does not exist"),
         (["bench", "nothing"], "unknown benchmark suite 'nothing'"),
+        (["train", "--model", "gan"], "unknown model 'gan'; valid models are: ebm"),
+        (["train", "--model-params", "{latent_dim: 4}"], "model_params apply to --model"),
         (["train", "--config", "/nonexistent.yaml"], "config file /nonexistent.yaml does not exist"),
     ],
 )

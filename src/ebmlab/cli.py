@@ -20,6 +20,8 @@ from ._core.errors import ConfigError, DataError, EbmlabError
 
 #: The default recipe of ``ebmlab train`` (see README "Default recipe" for how it was chosen).
 DEFAULTS: Dict[str, Any] = {
+    "model": "ebm",
+    "model_params": {},
     "data": "8gaussians",
     "n_train": 20000,
     "n_test": 5000,
@@ -48,6 +50,25 @@ DEFAULTS: Dict[str, Any] = {
     "name": None,
 }
 
+#: What ``ebmlab train --model NAME`` trains: name -> ``"module:function"``.  The function is called as
+#: ``function(cfg, out=out, resume=resume)`` with the resolved configuration and returns ``(run_dir, metrics)``; keys of
+#: ``cfg`` that the model does not use must be refused by it (``ebmlab.run.reject_unused_keys``).  Modules are imported
+#: only when their model is trained, so adding one costs nothing at start-up.
+MODELS: Dict[str, str] = {
+    "ebm": "ebmlab.run:train_run",
+}
+
+#: Extra sub-commands: modules with an ``add_parser(subparsers)`` function that adds one sub-command (with
+#: ``set_defaults(func=handler)``).  Such a module imports only the standard library at import time; its handler
+#: imports the rest.
+COMMAND_MODULES: List[str] = []
+
+
+def _load_target(target: str):
+    import importlib
+
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def _parse_value(key: str, text: str, default: Any) -> Any:
@@ -137,7 +158,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(yaml.safe_dump(cfg, sort_keys=False), end="")
         return 0
-    run_dir, metrics = train_run(cfg, out=out, resume=args.resume)
+    model = cfg.get("model", "ebm")
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}; valid models are: {', '.join(MODELS)}")
+    trainer = train_run if model == "ebm" else _load_target(MODELS[model])
+    run_dir, metrics = trainer(cfg, out=out, resume=args.resume)
     print(f"run directory: {run_dir}")
     for k, v in metrics.items():
         if isinstance(v, float):
@@ -214,7 +239,9 @@ def make_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("bench", help="benchmark suites (tables in Markdown + JSON, figures)")
-    b.add_argument("suite", help="samplers | objectives | ising | ising-samplers | ergm")
+    from .bench import SUITES
+
+    b.add_argument("suite", help=" | ".join(SUITES))
     b.add_argument("--out", default="runs/bench")
     b.add_argument("--quick", action="store_true", help="a short run of a few minutes")
     b.set_defaults(func=cmd_bench)
@@ -231,6 +258,10 @@ def make_parser() -> argparse.ArgumentParser:
     gf.add_argument("--seed", type=int, default=0)
     gf.add_argument("--directed", action="store_true", help="read the graph as directed")
     gf.set_defaults(func=cmd_ergm)
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return p
 
 

@@ -72,6 +72,32 @@ def _unique_run_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{k}"
 
 
+def reject_unused_keys(cfg: Dict[str, Any], model: str, used) -> None:
+    """Refuse configuration keys that ``--model model`` does not read but that were set away from their defaults
+    (``ebmlab.cli.DEFAULTS``), so that no option is ignored silently.  ``used`` is the set of keys the model reads."""
+    from .cli import DEFAULTS
+
+    ignored = sorted(k for k, v in cfg.items()
+                     if k not in used and k not in ("model", "out") and k in DEFAULTS and v != DEFAULTS[k])
+    if ignored:
+        raise ConfigError(f"--model {model} does not use {', '.join(ignored)}; the keys it reads are: "
+                          f"{', '.join(sorted(set(used) - {'model'}))}")
+
+
+def new_run_dir(cfg: Dict[str, Any], out: Optional[Path], resume: bool, default_name: str) -> Path:
+    """The run directory of a training run: ``out`` if given (refusing to overwrite a finished or started run
+    unless ``resume``), else ``runs/<name>`` with ``name = cfg['name'] or default_name`` made unique; created."""
+    name = cfg.get("name") or default_name
+    if out is None:
+        run_dir = _unique_run_dir(str(name))
+    else:
+        run_dir = Path(out)
+        if not resume and (run_dir / "checkpoint.safetensors").exists():
+            raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
 def model_config_keys() -> Tuple[str, ...]:
     """The configuration keys that are :class:`EnergyModel` parameters: its constructor's, with the facade's
     ``random_state`` spelled ``seed`` as everywhere else in the command (one list, read from the constructor)."""
@@ -175,6 +201,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def train_run(cfg: Dict[str, Any], out: Optional[Path] = None, resume: bool = False) -> Tuple[Path, Dict[str, Any]]:
     """Train the model described by ``cfg`` (see ``ebmlab.cli.DEFAULTS``) and write its run directory."""
+    if cfg.get("model_params"):
+        raise ConfigError("model_params apply to --model gebm, diffebm, ...; the default EBM is configured by "
+                          "energy_params, objective_params and sampler_params")
     train, test, reference, data_name = _data_splits(cfg)
     from .energies.registry import ENERGIES
     from .samplers.base import SAMPLERS
@@ -186,14 +215,7 @@ def train_run(cfg: Dict[str, Any], out: Optional[Path] = None, resume: bool = Fa
     if energy_discrete and not getattr(SAMPLERS.get(cfg["sampler"]), "discrete", False):
         discrete = [n for n in SAMPLERS.names() if getattr(SAMPLERS.get(n), "discrete", False)]
         raise ConfigError(f"energy {cfg['energy']!r} is discrete; choose a discrete sampler: {', '.join(discrete)}")
-    name = cfg.get("name") or f"{data_name}-{cfg['objective']}"
-    if out is None:
-        run_dir = _unique_run_dir(str(name))
-    else:
-        run_dir = Path(out)
-        if not resume and (run_dir / "checkpoint.safetensors").exists():
-            raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(cfg, out, resume, f"{data_name}-{cfg['objective']}")
     model = _model_from_config(cfg)
     _atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**cfg, "data": cfg["data"]}, sort_keys=False))
     model.fit(train, checkpoint_dir=run_dir, checkpoint_every=cfg.get("checkpoint_every"), resume=resume,

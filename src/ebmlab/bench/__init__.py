@@ -7,31 +7,24 @@ from typing import Any, Dict
 
 from .._core.errors import ConfigError
 
-SUITES = ("samplers", "objectives", "ising", "ising-samplers", "ergm")
+#: name -> ``"module:function"``; the function is called as ``function(out, quick=quick)`` and returns a dict with
+#: at least ``files`` (the paths written).  Imported only when the suite runs.
+SUITES: Dict[str, str] = {
+    "samplers": "ebmlab.bench.samplers:run_sampler_bench",
+    "objectives": "ebmlab.bench.objectives:run_objective_bench",
+    "ising": "ebmlab.bench.ising:run_ising_bench",
+    "ising-samplers": "ebmlab.bench.ising_samplers:run_ising_sampler_bench",
+    "ergm": "ebmlab.bench.ergm:run_ergm_bench",
+}
 
 
 def run_bench(suite: str, out: Path, quick: bool = False) -> Dict[str, Any]:
     """Run one suite by name, writing into ``out``."""
+    import importlib
+
+    if suite not in SUITES:
+        raise ConfigError(f"unknown benchmark suite {suite!r}; valid suites are: {', '.join(SUITES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if suite == "samplers":
-        from .samplers import run_sampler_bench
-
-        return run_sampler_bench(out, quick=quick)
-    if suite == "objectives":
-        from .objectives import run_objective_bench
-
-        return run_objective_bench(out, quick=quick)
-    if suite == "ising":
-        from .ising import run_ising_bench
-
-        return run_ising_bench(out, quick=quick)
-    if suite == "ising-samplers":
-        from .ising_samplers import run_ising_sampler_bench
-
-        return run_ising_sampler_bench(out, quick=quick)
-    if suite == "ergm":
-        from .ergm import run_ergm_bench
-
-        return run_ergm_bench(out, quick=quick)
-    raise ConfigError(f"unknown benchmark suite {suite!r}; valid suites are: {', '.join(SUITES)}")
+    module, _, attr = SUITES[suite].partition(":")
+    return getattr(importlib.import_module(module), attr)(out, quick=quick)
