@@ -202,7 +202,7 @@ def nn_correlation_stat(side):
 def test_checkerboard_on_odd_periodic_5x5_is_exact_and_two_colours_would_be_wrong():
     side, coupling = 5, 0.35
     exact = transfer_matrix_nn_correlation(side, coupling)
-    assert exact == pytest.approx(0.514, abs=5e-4)  # REFERENCES.md
+    assert exact == pytest.approx(0.514, abs=5e-4)  # the transfer-matrix value, also printed by bench ising-samplers
     energy = IsingLattice(side, coupling).double()
     stat = nn_correlation_stat(side)
     crit = z_crit(3)  # three comparisons below
@@ -227,7 +227,7 @@ def test_checkerboard_on_odd_periodic_5x5_is_exact_and_two_colours_would_be_wron
 
     bad = chain_averages(Forced(), energy, chains=800, burn=30, draws=100, seed=9, stat=stat, check_energy=False)
     assert max_abs_z(bad, torch.tensor([exact])) > 10
-    assert bad.mean().item() == pytest.approx(0.475, abs=0.01)  # REFERENCES.md
+    assert bad.mean().item() == pytest.approx(0.475, abs=0.01)  # the 2-colour sweep's biased value, measured
 
 
 def test_colourings_are_proper():

@@ -18,7 +18,7 @@ from ebmlab.metrics import (
     kaufman_log_z,
 )
 
-ONSAGER_LOG_Z_PER_SITE_AT_CRITICAL = 0.92969539834  # ln2/2 + 2G/pi (REFERENCES.md)
+ONSAGER_LOG_Z_PER_SITE_AT_CRITICAL = 0.92969539834  # ln2/2 + 2G/pi (Onsager 1944, at beta_c = ln(1+sqrt2)/2)
 
 
 def lattice_bonds(side, periodic):
