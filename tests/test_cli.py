@@ -129,9 +129,10 @@ def test_train_and_sample_a_discrete_ising_model(tmp_path):
 
 def test_binary_data_needs_a_discrete_model(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    err = _error_line(capsys, ["train", "--data", "ising:side=3,coupling=0.3", "--progress", "false"])
+    small = ["--n-train", "300", "--n-test", "100", "--progress", "false"]  # the check needs the data, not many rows
+    err = _error_line(capsys, ["train", "--data", "ising:side=3,coupling=0.3", *small])
     assert "binary" in err and "--energy ising" in err
-    err = _error_line(capsys, ["train", "--data", "ising:side=3,coupling=0.3", "--energy", "ising", "--progress", "false"])
+    err = _error_line(capsys, ["train", "--data", "ising:side=3,coupling=0.3", "--energy", "ising", *small])
     assert "choose a discrete sampler" in err
 
 

@@ -114,8 +114,8 @@ def test_pcd_buffer_persists_reinitialises_and_round_trips():
         (PersistentCD, {"init": "laplace"}, "init must be one of uniform, gaussian, bernoulli"),
         (ShortRunMLE, {"energy_reg": -1}, "energy_reg must be a finite number >= 0"),
         # the step size belongs to the Sampler object (one place for it), not to the objective
-        (lambda **k: build("cd", **k), {"step_size": 0.2}, "bad options for objective 'cd'.*step_size"),
-        (lambda **k: build("pcd", **k), {"n_steps": 3}, "bad options for objective 'pcd'.*n_steps"),
+        (lambda **k: build("cd", **k), {"step_size": 0.2}, "objective 'cd' has no option 'step_size'; allowed options: sampler, steps"),
+        (lambda **k: build("pcd", **k), {"n_steps": 3}, "objective 'pcd' has no option 'n_steps'; allowed options: sampler, steps"),
     ],
 )
 def test_bad_options_raise_config_error(factory, kwargs, match):

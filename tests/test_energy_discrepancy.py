@@ -140,7 +140,7 @@ def test_registry_and_build():
         ({"perturbation": "nope"}, "unknown perturbation 'nope'; valid names are: .*gaussian"),
         ({"perturbation": 3}, "perturbation must be"),
         ({"perturbation": GaussianPerturbation(), "t": 2.0}, "apply only when"),
-        ({"sigma": 1.0}, "bad options for perturbation"),
+        ({"sigma": 1.0}, "perturbation 'gaussian' has no option 'sigma'; allowed options: t"),
     ],
 )
 def test_bad_hyper_parameters(kwargs, match):

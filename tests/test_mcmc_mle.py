@@ -168,7 +168,7 @@ def test_build_defaults_and_state():
 
 
 def test_the_step_size_belongs_to_the_sampler_object():
-    with pytest.raises(ConfigError, match="bad options for objective 'mcmc_mle'.*step_size"):
+    with pytest.raises(ConfigError, match="objective 'mcmc_mle' has no option 'step_size'; allowed options: sampler"):
         build("mcmc_mle", step_size=0.1)
     assert build("mcmc_mle", sampler=MALA(step_size=0.03)).sampler.step_size == 0.03
 

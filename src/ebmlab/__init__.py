@@ -9,6 +9,8 @@ Main entry points::
     model = ebmlab.EnergyModel(objective="ed").fit(data)
 
 Sub-packages: ``energies``, ``samplers``, ``objectives``, ``data``, ``metrics``, ``train``, ``ergm``, ``bench``.
+They and ``fit``, ``sample``, ``EnergyModel``, ``Energy`` are imported on first use (PEP 562 ``__getattr__``), so
+``import ebmlab`` -- and ``ebmlab --help``, ``ebmlab list`` and every argument error -- does not import torch.
 """
 from ._core.errors import ConfigError, DataError, EbmlabError, SamplingWarning, TrainingDivergedError
 
@@ -36,6 +38,11 @@ def __getattr__(name):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'ebmlab' has no attribute {name!r}")
+
+
+def __dir__():
+    """The public names, including those imported on first use (PEP 562)."""
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = ["ConfigError", "DataError", "EbmlabError", "SamplingWarning", "TrainingDivergedError", "Energy", "EnergyModel", "fit",

@@ -29,6 +29,10 @@ ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 
 MODEL_FILE = "model.safetensors"
 
+#: The largest minibatch :meth:`EnergyModel.fit` accepts, in bytes of float32 data (a batch_size of 10**12 used to
+#: run until memory ran out).
+MAX_BATCH_BYTES = 2 ** 32
+
 #: ``standardize="auto"`` leaves data alone that already sit near the origin at unit scale (every feature with
 #: |mean| <= 3 and 1/3 <= std <= 3: the regime the defaults were tuned in, e.g. the toy data sets, std 1.0-2.3)
 AUTO_STANDARDIZE_MAX_MEAN = 3.0
@@ -327,6 +331,11 @@ class EnergyModel:
         if x.ndim < 2:
             raise DataError(f"X must have shape (n_samples, n_features), got {tuple(x.shape)}")
         x = x.to(torch.get_default_dtype())
+        need = self.batch_size * max(int(np.prod(x.shape[1:])), 1) * 4
+        if need > MAX_BATCH_BYTES:  # a batch larger than the data repeats rows; one this large cannot be allocated
+            raise ConfigError(f"batch_size={self.batch_size} would need {need / 2 ** 30:.3g} GiB per minibatch "
+                              f"(limit {MAX_BATCH_BYTES // 2 ** 30} GiB); use a batch_size of at most the "
+                              f"{x.shape[0]} training rows")
         dev = resolve_device(self.device)
         seed = fresh_seed() if self.random_state is None else _check_seed("random_state", self.random_state)
         self.n_features_in_ = int(np.prod(x.shape[1:]))
@@ -383,13 +392,15 @@ class EnergyModel:
         return (b[:, 0] + (b[:, 1] - b[:, 0]) * u).reshape(n, *self.event_shape_)
 
     def sample(self, n_samples: int, *, random_state: Optional[int] = None, steps: Optional[int] = None,
-               x0: Optional[ArrayLike] = None) -> torch.Tensor:
+               x0: Optional[ArrayLike] = None, callbacks: Sequence[Any] = (), distributed: bool = False) -> torch.Tensor:
         """Draw ``n_samples`` points: ``steps`` (default ``sample_steps``) steps of ``sampler_`` from :meth:`noise`
         (or from ``x0``, in the data's units), the last state of each chain.
 
         Each call with ``random_state=None`` draws a fresh seed (recorded as ``last_sample_seed_``), so repeated
         calls give new draws; an integer ``random_state`` repeats them exactly.  With an adaptive sampler (MALA,
         HMC, RWM) the step size is tuned during the first ``steps - 1`` steps; ``last_sample_info_`` reports it.
+        ``callbacks`` go to the chain runner (:func:`ebmlab.samplers.sample`), e.g. to report progress;
+        ``distributed=True`` splits the chains over the processes of a torchrun job (``sample(..., distributed=True)``).
         """
         from .samplers import sample as run_sampler
 
@@ -404,7 +415,7 @@ class EnergyModel:
         if std is not None:
             start = std.forward(start)
         z, info = run_sampler(self._inner_energy(), self.sampler_, start, steps=1, burn_in=steps - 1, generator=g,
-                              keep="last")
+                              keep="last", callbacks=callbacks, distributed=distributed)
         self.last_sample_info_ = info
         self.last_sample_seed_ = seed
         x = std.inverse(z) if std is not None else z
@@ -505,6 +516,9 @@ class EnergyModel:
 
         self._check_fitted()
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"EnergyModel.save(path) takes a directory (it writes {MODEL_FILE} into it); {path} is "
+                              f"an existing file")
         inner = self._inner_energy()
         meta = self._metadata(inner, strict=True)
         save_checkpoint(path / MODEL_FILE, {"energy": dict(inner.state_dict())}, meta)

@@ -75,3 +75,39 @@ def check_data(x: Any, *, name: str = "data", ndim: Optional[int] = 2, min_rows:
         bad = int((~torch.isfinite(t)).sum())
         raise DataError(f"{name} contains {bad} non-finite values (NaN or inf); clean it first")
     return t
+
+
+def check_seed(name: str, value: Any, *, allow_none: bool = True) -> Optional[int]:
+    """Return ``int(value)`` for an integer seed >= 0 (or None when allowed), else raise ConfigError."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < 0:
+        allowed = "None or an integer >= 0" if allow_none else "an integer >= 0"
+        raise ConfigError(f"{name} must be {allowed}, got {value!r}")
+    return int(value)
+
+
+def check_energy(energy: Any, name: str = "energy") -> Any:
+    """An energy must be a ``torch.nn.Module`` (an :class:`ebmlab.energies.Energy`): it is moved to a device,
+    its parameters are trained and checkpointed."""
+    if not isinstance(energy, torch.nn.Module):
+        raise ConfigError(f"{name} must be a torch.nn.Module such as an ebmlab.energies.Energy (e.g. "
+                          f"ebmlab.energies.MLPEnergy(dim)), got {type(energy).__name__}; wrap a plain function in an "
+                          f"Energy subclass whose forward returns U(x)")
+    return energy
+
+
+def check_energy_accepts(energy: torch.nn.Module, data: torch.Tensor, objective: Any = None,
+                         name: str = "training data") -> None:
+    """Shape checks before training, so that a mismatch is one DataError naming both shapes instead of an error from
+    deep inside the network ("mat1 and mat2 shapes cannot be multiplied"): rows must not be scalars (1-D data), and
+    for the library's own objectives (which pass data rows to the energy unchanged) a row must have the energy's
+    ``dim`` features.  Objectives defined elsewhere may pack rows differently (e.g. image + label) and are trusted."""
+    if data.ndim == 1:
+        raise DataError(f"{name} must have shape (n_samples, n_features, ...), got 1-D shape {tuple(data.shape)}; "
+                        f"for one feature use x[:, None]")
+    dim = getattr(energy, "dim", None)
+    own = objective is not None and type(objective).__module__.startswith("ebmlab.objectives")
+    if own and isinstance(dim, int) and not isinstance(dim, bool) and data.ndim == 2 and data.shape[1] != dim:
+        raise DataError(f"{name} has {data.shape[1]} features per row but the energy {type(energy).__name__} was "
+                        f"built for dim={dim}; build it with dim={data.shape[1]} or select the matching columns")

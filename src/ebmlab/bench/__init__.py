@@ -10,11 +10,14 @@ from .._core.errors import ConfigError
 #: name -> ``"module:function"``; the function is called as ``function(out, quick=quick)`` and returns a dict with
 #: at least ``files`` (the paths written).  Imported only when the suite runs.
 SUITES: Dict[str, str] = {
+    "apps": "ebmlab.bench.apps:run_apps_bench",
     "samplers": "ebmlab.bench.samplers:run_sampler_bench",
     "objectives": "ebmlab.bench.objectives:run_objective_bench",
     "ising": "ebmlab.bench.ising:run_ising_bench",
     "ising-samplers": "ebmlab.bench.ising_samplers:run_ising_sampler_bench",
     "ergm": "ebmlab.bench.ergm:run_ergm_bench",
+    "gebm": "ebmlab.bench.gebm:run_gebm_bench",
+    "sbi": "ebmlab.bench.sbi:run_sbi_bench",
 }
 
 

@@ -1,14 +1,13 @@
 """Reading data sets from files and writing samples to files.
 
 Supported formats (by extension): ``.npy`` (numpy array, loaded with ``allow_pickle=False``),
-``.csv`` (numeric, comma separated, one optional header row), ``.pt`` (a tensor, or a dict
+``.csv`` (numeric, comma separated, one optional header row; UTF-8, a byte-order mark is allowed), ``.pt`` (a tensor, or a dict
 holding the tensor under ``"x"`` or ``"data"``; loaded with ``torch.load(weights_only=True)``,
 so no arbitrary object is ever unpickled).  Rows are samples.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from .._core.errors import DataError
+from .._core.fsutil import atomic_write
 from .._core.validation import check_data
 
 PathLike = Union[str, os.PathLike]
@@ -49,8 +49,13 @@ def _is_number(field: str) -> bool:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    with open(path, "r", encoding="utf-8") as fh:
-        lines = [ln.strip() for ln in fh]
+    try:  # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first field
+        with open(path, "r", encoding="utf-8-sig") as fh:
+            lines = [ln.strip() for ln in fh]
+    except UnicodeDecodeError:
+        raise DataError(f"{str(path)!r} is not a UTF-8 text file; a .csv must hold comma-separated numbers") from None
+    if any("\x00" in ln for ln in lines):
+        raise DataError(f"{str(path)!r} holds NUL bytes: it is a binary file, not a comma-separated text file")
     rows = [(i + 1, ln) for i, ln in enumerate(lines) if ln]
     if not rows:
         raise DataError(f"data file {str(path)!r} is empty")
@@ -68,7 +73,7 @@ def _read_csv(path: Path) -> np.ndarray:
         try:
             values.append([float(f) for f in fields])
         except ValueError:
-            raise DataError(f"{str(path)!r} line {lineno}: non-numeric value in {ln!r}") from None
+            raise DataError(f"{str(path)!r} line {lineno}: non-numeric value in {ln[:80]!r}") from None
     return np.asarray(values, dtype=np.float64).reshape(len(values), width or 0)
 
 
@@ -76,7 +81,14 @@ def _read_pt(path: Path) -> torch.Tensor:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any load failure is a bad file
-        raise DataError(f"could not read {str(path)!r} as a tensor file: {_first_line(err)}") from None
+        # torch's own message advises loading with weights_only=False, i.e. unpickling arbitrary code: not relayed
+        import zipfile
+
+        unsafe = zipfile.is_zipfile(path) and ("weights_only" in str(err) or "Unsupported global" in str(err))
+        why = ("it holds Python objects other than tensors, which ebmlab never unpickles" if unsafe
+               else "it is not a file written by torch.save")
+        raise DataError(f"could not read {str(path)!r} as a tensor file: {why}; save a tensor (or a dict "
+                        f"{{'x': tensor}}) with torch.save, or use .npy / .csv") from None
     if isinstance(obj, dict):
         for key in ("x", "data"):
             if key in obj:
@@ -109,18 +121,32 @@ def load_data(path: PathLike, dtype: torch.dtype = torch.float32) -> torch.Tenso
     """
     path = Path(path)
     ext = _extension(path)
+    if path.is_dir():
+        raise DataError(f"data path {str(path)!r} is a directory; give a {ext} file")
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist")
     if ext == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
         except Exception as err:  # noqa: BLE001
-            raise DataError(f"could not read {str(path)!r} as a .npy array: {_first_line(err)}") from None
+            # numpy's message for object arrays advises allow_pickle=True (unpickling arbitrary code): not relayed
+            why = ("it holds Python objects, which ebmlab never unpickles" if "allow_pickle" in str(err)
+                   else f"it is not a valid .npy file ({_first_line(err)[:120]})")
+            raise DataError(f"could not read {str(path)!r} as a .npy array: {why}; save a numeric array with "
+                            f"numpy.save") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+            kind = getattr(getattr(arr, "dtype", None), "name", type(arr).__name__)
+            raise DataError(f"data in {str(path)!r} must be numeric (bool, integer or float), got dtype {kind}")
         data = torch.from_numpy(np.ascontiguousarray(arr))
     elif ext == ".csv":
         data = torch.from_numpy(_read_csv(path))
     else:
         data = _read_pt(path)
+        if not isinstance(data, torch.Tensor):
+            raise DataError(f"{str(path)!r}: the 'x'/'data' entry must be a tensor, got {type(data).__name__}")
+        if data.is_complex() or not (data.is_floating_point() or data.dtype in (torch.bool, torch.uint8, torch.int8,
+                                                                               torch.int16, torch.int32, torch.int64)):
+            raise DataError(f"data in {str(path)!r} must be numeric (bool, integer or float), got dtype {data.dtype}")
     return check_data(data, name=f"data in {str(path)!r}").to(dtype)
 
 
@@ -145,27 +171,23 @@ def save_samples(path: PathLike, x: torch.Tensor) -> Path:
     """
     path = Path(path)
     ext = _extension(path)
+    if path.is_dir():
+        raise DataError(f"{str(path)!r} is a directory; give a file name ending in {', '.join(DATA_EXTENSIONS)}")
     t = torch.as_tensor(x).detach().cpu()
     if ext == ".csv" and t.ndim != 2:
         raise DataError(f"a .csv file needs 2-D samples [n, d], got shape {tuple(t.shape)}; use .npy or .pt")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if ext == ".npy":
-                np.save(fh, t.numpy())
-            elif ext == ".csv":
-                digits = 17 if t.dtype == torch.float64 else 9
-                header = ",".join(f"x{i}" for i in range(t.shape[1]))
-                np.savetxt(fh, t.numpy(), delimiter=",", header=header, comments="", fmt=f"%.{digits}g")
-            else:
-                torch.save(t.clone(), fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    def write(fh) -> None:
+        if ext == ".npy":
+            np.save(fh, t.numpy())
+        elif ext == ".csv":
+            digits = 17 if t.dtype == torch.float64 else 9
+            header = ",".join(f"x{i}" for i in range(t.shape[1]))
+            np.savetxt(fh, t.numpy(), delimiter=",", header=header, comments="", fmt=f"%.{digits}g")
+        else:
+            torch.save(t.clone(), fh)
+
+    return atomic_write(path, write)
 
 
 def resolve_data(spec: Union[str, os.PathLike, torch.Tensor, np.ndarray], n: int = 10000,

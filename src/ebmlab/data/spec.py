@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from .._core.errors import ConfigError
+from .._core.yamlio import safe_load_yaml
 
 _ISING_KEYS = {"side": int, "coupling": float, "field": float, "periodic": bool, "sweeps": int, "burn_in": int}
 
@@ -39,7 +40,10 @@ def parse_spec(spec: str) -> Tuple[str, str, Dict[str, Any]]:
             if not sep or key not in _ISING_KEYS:
                 raise ConfigError(f"bad item {item!r} in {spec!r}; expected key=value with keys "
                                   f"{', '.join(_ISING_KEYS)} (e.g. ising:side=8,coupling=0.3)")
-            val = yaml.safe_load(value)
+            try:
+                val = safe_load_yaml(value)
+            except yaml.YAMLError:
+                val = value
             typ = _ISING_KEYS[key]
             if typ is float and isinstance(val, int) and not isinstance(val, bool):
                 val = float(val)

@@ -29,7 +29,7 @@ Rows are shuffled (the structured sets would otherwise be sorted by class or arm
 from __future__ import annotations
 
 import math
-from typing import Union, Callable, Dict, List, Optional, Tuple
+from typing import Union, Callable, Dict, List, Tuple
 
 import torch
 

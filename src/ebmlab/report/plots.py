@@ -15,10 +15,15 @@ Bounds = Tuple[Tuple[float, float], Tuple[float, float]]
 
 
 def _save(fig, path) -> Path:
+    """Write the figure atomically (temporary file, fsync, rename): a crash never leaves a truncated PNG."""
+    from .._core.fsutil import atomic_write
+
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -3,7 +3,7 @@
 A checkpoint is ONE ``.safetensors`` file: tensors (energy parameters and buffers, optimizer state, objective state
 such as a PCD replay buffer, EMA weights, RNG state) plus a JSON document in the safetensors metadata (step,
 configuration, optimizer hyper-parameters, history).  It is written to a temporary file in the same directory and
-moved into place with ``os.replace``, so a crash never leaves a half-written checkpoint, and loading never unpickles.
+fsync-ed and moved into place with ``os.replace``, so a crash never leaves a half-written checkpoint, and loading never unpickles.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .._core.errors import DataError
+from .._core.fsutil import TMP_PREFIX, fsync_dir
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 _META_KEY = "ebmlab"
@@ -40,15 +41,45 @@ def save_checkpoint(path, tensors: Dict[str, Dict[str, torch.Tensor]], meta: Dic
         _flatten(f"{group}/", tree, flat)
     # safetensors refuses shared storage: clone views
     flat = {k: v.clone() for k, v in flat.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=str(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=".safetensors", dir=str(path.parent))
     os.close(fd)
     try:
         save_file(flat, tmp, metadata={_META_KEY: json.dumps(meta)})
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the bytes are on disk before the rename makes them the checkpoint
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    fsync_dir(path.parent)
     return path
+
+
+def read_checkpoint_meta(path) -> Dict[str, Any]:
+    """The JSON metadata of a checkpoint or model file (step, configuration, ...) without reading its tensors;
+    a missing, non-safetensors or foreign file raises DataError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(_META_KEY)
+        if raw is None:
+            raise DataError(f"{path} is a safetensors file but not an ebmlab checkpoint (no '{_META_KEY}' metadata)")
+        meta = json.loads(raw)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"checkpoint {path} is corrupted or unreadable ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"checkpoint {path} has malformed metadata (not a JSON object)")
+    return meta
 
 
 def load_checkpoint(path) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str, Any]]:
@@ -70,7 +101,8 @@ def load_checkpoint(path) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str,
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         if isinstance(err, DataError):
             raise
-        raise DataError(f"checkpoint {path} is corrupted or unreadable ({type(err).__name__}: {err})") from None
+        raise DataError(f"checkpoint {path} is corrupted or unreadable ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''})") from None
     groups: Dict[str, Dict[str, torch.Tensor]] = {}
     for k, v in flat.items():
         group, _, name = k.partition("/")
