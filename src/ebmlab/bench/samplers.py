@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
+from .._core.errors import ConfigError
 from .._core.validation import check_int
 from ..energies import Energy, MLPEnergy
 from ..samplers import HMC, MALA, ULA, KineticLangevin, RandomWalkMetropolis, sample
@@ -133,6 +134,14 @@ def _ebmlab(energy: Energy, sampler, x0: torch.Tensor, steps: int, seed: int) ->
         return x
 
     return run
+
+
+def check_compile() -> None:
+    """``ebmlab bench samplers --compile``: the suite times CPU tensors, where ``sample(..., compile=True)`` is
+    refused (the driver's ConfigError gives the measured reason); a CUDA variant of the suite is not built."""
+    x0 = torch.zeros(2, 2)
+    sample(_eight_gaussians(), ULA(STEP_SIZE), x0, 1, generator=0, compile=True)  # raises on CPU
+    raise ConfigError("--compile: the samplers suite times CPU tensors only; a CUDA variant is not built")
 
 
 def run_sampler_bench(

@@ -166,6 +166,8 @@ class PersistentCD(_MCMCObjective):
     """
 
     name = "pcd"
+    #: state split by rows over the processes of a distributed run (see ebmlab.train.distributed)
+    sharded_state = ("buffer",)
 
     def __init__(self, sampler: Union[str, Sampler] = "ula", steps: int = 20, buffer_size: int = 10000,
                  reinit_prob: float = 0.05, init: Union[str, InitFn] = "uniform", energy_reg: float = 0.0):

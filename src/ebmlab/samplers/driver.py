@@ -65,6 +65,10 @@ class SampleInfo:
         The final state (pass ``state.x`` as ``x0`` to continue the chains).
     adaptation_state : DualAveragingState or None
         The dual-averaging state at the end of burn-in (to continue adapting across runs, as MCMC-MLE does).
+    ess, rhat : Tensor[*event_shape] or None
+        Bulk effective sample size and rank-normalised split R-hat of the kept draws over all chains
+        (:func:`ebmlab.metrics.mcmc_diagnostics.ess` / ``rhat``; Vehtari et al. 2021), computed when
+        ``sample(..., distributed=True, keep="all")``; ``None`` otherwise.
     """
 
     acceptance_rate: float
@@ -82,6 +86,8 @@ class SampleInfo:
     stuck_chains: int = 0
     stuck_threshold: float = STUCK_THRESHOLD
     adaptation_state: Optional[DualAveragingState] = None
+    ess: Optional[torch.Tensor] = None
+    rhat: Optional[torch.Tensor] = None
 
     @property
     def stuck_fraction(self) -> float:
@@ -137,6 +143,8 @@ def sample(
     warn: bool = True,
     progress: bool = False,
     callbacks: Sequence[Callable[..., object]] = (),
+    distributed: bool = False,
+    compile: bool = False,
 ) -> Tuple[torch.Tensor, SampleInfo]:
     """Run ``burn_in + steps`` steps of ``sampler`` on chains started at ``x0`` and keep every
     ``thin``-th post-burn-in state (``keep="all"``) or only the final one (``keep="last"``).
@@ -189,6 +197,19 @@ def sample(
         (burn-in included), with the new :class:`SamplerState` and the step's
         :class:`~ebmlab.samplers.base.Info`: keywords, ``step`` first, as :func:`ebmlab.fit` calls its
         ``callbacks``. Return values are ignored (the run always makes all its steps).
+    distributed : bool
+        Split the chains over the processes of a ``torch.distributed`` job (started by ``torchrun``; the process
+        group is initialised from its environment if needed): every process passes the same ``x0`` and
+        ``generator``, rank r of W runs the contiguous chains [r C/W, (r+1) C/W) (C must be divisible by W) with its
+        own generator, seeded by :func:`ebmlab.train.distributed.rank_seed` from one seed drawn from ``generator``
+        (or ``generator`` itself when an int), and every process returns all draws gathered in chain order, with
+        ``SampleInfo`` pooled over ranks (acceptance per chain gathered, divergences and stuck chains summed,
+        ``ess`` and ``rhat`` of all the draws). ``info.state`` holds this rank's chains. In one process the chains
+        are run as without the option (with a generator derived the same way) and ``ess``/``rhat`` are filled in.
+    compile : bool
+        Run the sampler's step through ``torch.compile`` (CUDA tensors only). Refused on CPU with a
+        :class:`ConfigError`: measured on this project's CPU machine, the compiled ULA step of an MLP energy was 3x
+        slower than eager (0.68 s against 0.21 s for 200 steps of 256 chains) after about 100 s of compilation.
 
     Returns
     -------
@@ -197,6 +218,11 @@ def sample(
         not attached to any autograd graph.
     info : SampleInfo
     """
+    if distributed:
+        return _sample_distributed(energy, sampler, x0, steps, burn_in=burn_in, thin=thin, generator=generator,
+                                   adapt=adapt, step_size=step_size, step_size_bounds=step_size_bounds, keep=keep,
+                                   stuck_threshold=stuck_threshold, warn=warn, progress=progress, callbacks=callbacks,
+                                   compile=compile)
     t_start = time.perf_counter()
     sampler = resolve_sampler(sampler)
     steps = check_int("steps", steps, minimum=1)
@@ -208,6 +234,9 @@ def sample(
     mode = _resolve_adapt(adapt, sampler, burn_in)
     callbacks = _check_callbacks(callbacks)
     generator = as_generator(generator, device=x0.device if isinstance(x0, torch.Tensor) else None)
+    if not isinstance(compile, bool):
+        raise ConfigError(f"compile must be True or False, got {compile!r}")
+    step_fn = _compiled_step(sampler, x0) if compile else sampler.step
 
     total = burn_in + steps
     bar = None
@@ -232,7 +261,7 @@ def sample(
             da = DualAveraging(sampler.target_accept, bounds=step_size_bounds) if mode else None
             da_state = da.init(state.step_size) if mode else None
             for _ in range(burn_in):
-                state, info = sampler.step(energy, state, generator=generator)
+                state, info = step_fn(energy, state, generator=generator)
                 n_evals += info.n_grad_evals
                 if mode == "global":
                     da_state = da.update(da_state, info.acceptance_rate.mean().item())
@@ -261,7 +290,7 @@ def sample(
         kept, rates, divs = [], [], []
         k = 0
         for i in range(steps):
-            state, info = sampler.step(energy, state, generator=generator)
+            state, info = step_fn(energy, state, generator=generator)
             n_evals += info.n_grad_evals
             rates.append(info.acceptance_rate)
             divs.append(info.divergent)
@@ -314,6 +343,68 @@ def sample(
             f"burn_in{hint}, or start the chains nearer the mass (SampleInfo.acceptance_per_chain says which)",
             SamplingWarning, stacklevel=2)
     return (out if store else state.x), result
+
+
+def _compiled_step(sampler: Sampler, x0) -> Callable[..., object]:
+    """``torch.compile(sampler.step)`` for CUDA chains; a ConfigError with the measured reason on CPU."""
+    device = x0.device.type if isinstance(x0, torch.Tensor) else "cpu"
+    if device != "cuda":
+        raise ConfigError("compile=True is refused on CPU: torch.compile of a sampler step measured 3x slower than "
+                          "eager here (ULA on an MLP energy: 0.68 s against 0.21 s for 200 steps, after ~100 s of "
+                          "compilation); use it with CUDA tensors, or compile=False")
+    return torch.compile(sampler.step)
+
+
+def _sample_distributed(energy, sampler, x0, steps, *, generator, keep, warn, **options) -> Tuple[torch.Tensor, SampleInfo]:
+    """:func:`sample` with the chains split over the ranks of a torch.distributed job (see ``distributed``)."""
+    import dataclasses
+
+    from ..train import distributed as dist_utils
+
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 1:
+        raise ConfigError(f"x0 must be a Tensor[chains, *event_shape], got {type(x0).__name__}")
+    if isinstance(generator, bool) or not (generator is None or isinstance(generator, (int, torch.Generator))):
+        raise ConfigError(f"generator must be a torch.Generator, an int seed or None, got {generator!r}")
+    if generator is None:
+        raise ConfigError("sample(..., distributed=True) needs a generator or an int seed, the same on every process "
+                          "(each rank derives its own stream from it)")
+    dist_utils.init_from_env(x0.device)
+    rank, world = dist_utils.rank(), dist_utils.world_size()
+    chains = x0.shape[0]
+    if chains % world:
+        raise ConfigError(f"distributed sampling splits the {chains} chains over {world} processes: the number of "
+                          f"chains must be divisible by it")
+    if isinstance(generator, int):
+        seed = check_int("generator", generator, minimum=0)
+    else:
+        seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device))
+    local = chains // world
+    g = torch.Generator(device=x0.device).manual_seed(dist_utils.rank_seed(seed, rank))
+    x, info = sample(energy, sampler, x0[rank * local:(rank + 1) * local], steps, generator=g, keep=keep,
+                     warn=False, **options)
+    if world > 1:
+        x = dist_utils.all_gather_cat(x.transpose(0, 1).contiguous()).transpose(0, 1) if keep == "all" \
+            else dist_utils.all_gather_cat(x.contiguous())
+    per_chain = dist_utils.all_gather_cat(info.acceptance_per_chain)
+    h_chain = dist_utils.all_gather_cat(info.step_size_per_chain) if info.step_size_per_chain is not None else None
+    totals = dist_utils.all_reduce_mean_dict({"div": float(info.divergences), "stuck": float(info.stuck_chains),
+                                              "h": float(info.step_size), "t": float(info.wall_time)})
+    ess = rhat = None
+    if keep == "all" and x.shape[0] >= 4:
+        from ..metrics.mcmc_diagnostics import ess as ess_fn, rhat as rhat_fn
+
+        ess, rhat = ess_fn(x), rhat_fn(x)
+    result = dataclasses.replace(
+        info, acceptance_rate=float(per_chain.mean()), acceptance_per_chain=per_chain,
+        step_size=float(h_chain.median()) if h_chain is not None else totals["h"], step_size_per_chain=h_chain,
+        divergences=int(round(totals["div"] * world)), stuck_chains=int(round(totals["stuck"] * world)),
+        wall_time=totals["t"], ess=ess, rhat=rhat)
+    if warn and result.stuck_chains:
+        warnings.warn(f"{result.stuck_chains} of {chains} chains of {type(resolve_sampler(sampler)).__name__} "
+                      f"accepted fewer than {100 * result.stuck_threshold:g}% of their proposals after burn-in (mean "
+                      f"acceptance {result.acceptance_rate:.3f}): those chains are stuck; use a smaller step size or a "
+                      f"longer burn_in (SampleInfo.acceptance_per_chain says which)", SamplingWarning, stacklevel=3)
+    return x, result
 
 
 def _check_callbacks(callbacks) -> Tuple[Callable[..., object], ...]:
