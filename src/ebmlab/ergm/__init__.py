@@ -5,6 +5,11 @@
 >>> fit = ERGM("edges + triangle").fit(nx.florentine_families_graph(), method="mcmc_mle", seed=1)
 >>> print(fit.summary())   # doctest: +SKIP
 
+Change statistics, the MH chains and the MPLE's design matrix run in compiled numba kernels
+(:mod:`ebmlab.ergm.kernels`) on sparse neighbour lists (:mod:`ebmlab.ergm.sparse`) by default
+(``ERGM(formula, backend="auto")``; ``backend="numpy"`` is the reference they are tested against), so graphs of
+10^5 nodes fit by (case-control) MPLE and MCMC-MLE.
+
 ``ERGM(formula).energy(n_nodes, theta)`` is the same model as an exponential-family
 :class:`~ebmlab.energies.ERGMEnergy` on dyad vectors, for ebmlab's generic samplers, objectives and exact
 enumeration.

@@ -25,19 +25,41 @@ class DyadIndex:
     def __init__(self, n_nodes: int, directed: bool):
         self.n_nodes = n_nodes
         self.directed = directed
-        if directed:
+        self.n_dyads = n_nodes * (n_nodes - 1) // (1 if directed else 2)
+        self._arrays = None
+
+    def _build(self):
+        # built on first use: O(n^2) memory, never needed by the sparse (compiled) path of large graphs
+        n_nodes = self.n_nodes
+        if self.directed:
             i, j = np.nonzero(~np.eye(n_nodes, dtype=bool))
         else:
             i, j = np.triu_indices(n_nodes, 1)
-        self.tail = i.astype(np.int64)
-        self.head = j.astype(np.int64)
-        self.n_dyads = int(self.tail.size)
-        self.index = -np.ones((n_nodes, n_nodes), dtype=np.int64)
-        self.index[self.tail, self.head] = np.arange(self.n_dyads)
-        if not directed:
-            self.index[self.head, self.tail] = np.arange(self.n_dyads)
+        tail, head = i.astype(np.int64), j.astype(np.int64)
+        index = -np.ones((n_nodes, n_nodes), dtype=np.int64)
+        index[tail, head] = np.arange(self.n_dyads)
+        if not self.directed:
+            index[head, tail] = np.arange(self.n_dyads)
         # cell (i, j) of the flattened adjacency -> its dyad, or n_dyads (a zero column) on the diagonal
-        self._cell_dyad = np.where(self.index >= 0, self.index, self.n_dyads).reshape(-1)
+        cell = np.where(index >= 0, index, self.n_dyads).reshape(-1)
+        self._arrays = (tail, head, index, cell)
+        return self._arrays
+
+    @property
+    def tail(self) -> np.ndarray:
+        return (self._arrays or self._build())[0]
+
+    @property
+    def head(self) -> np.ndarray:
+        return (self._arrays or self._build())[1]
+
+    @property
+    def index(self) -> np.ndarray:
+        return (self._arrays or self._build())[2]
+
+    @property
+    def _cell_dyad(self) -> np.ndarray:
+        return (self._arrays or self._build())[3]
 
     def to_adjacency(self, y: np.ndarray) -> np.ndarray:
         """Adjacency matrices ``[B, n, n]`` (float64) of dyad vectors ``y[B, n_dyads]`` (dyad d = (tail[d], head[d])).

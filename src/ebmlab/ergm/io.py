@@ -2,7 +2,9 @@
 
 Edge lists hold one tie per line, two node labels separated by whitespace (``.edgelist``/``.txt``) or a
 comma (``.csv``); ``#`` starts a comment; extra columns are ignored. A ``.csv`` whose first line names
-its columns (e.g. ``source,target``) is read with that header skipped. Node labels stay strings.
+its columns (e.g. ``source,target``) is read with that header skipped. Node labels stay strings; a label with
+a NUL byte is refused (DataError). Self-loops are kept in the networkx graph; binding it to an ERGM drops them
+with a warning that gives their count (:func:`ebmlab.ergm.network.as_network`).
 """
 from __future__ import annotations
 
@@ -34,6 +36,15 @@ def _read_edge_rows(path: Path, delimiter: Optional[str]):
     return rows
 
 
+def _no_nul(g: nx.Graph, p: Path) -> nx.Graph:
+    """``g``, or a DataError naming the first node label with a NUL byte."""
+    bad = next((v for v in g.nodes if isinstance(v, str) and "\x00" in v), None)
+    if bad is not None:
+        raise DataError(f"{str(p)!r}: node label {bad!r} contains a NUL byte (\\x00); node labels must be printable "
+                        "text")
+    return g
+
+
 def read_graph(path: Union[str, Path], directed: bool = False) -> nx.Graph:
     """Read a graph file into networkx.
 
@@ -59,9 +70,11 @@ def read_graph(path: Union[str, Path], directed: bool = False) -> nx.Graph:
         raise DataError(f"unknown graph file type {suffix!r} for {str(p)!r}; allowed: {', '.join(GRAPH_SUFFIXES)}")
     try:
         if suffix == ".graphml":
-            return nx.read_graphml(p)
+            return _no_nul(nx.read_graphml(p), p)
         if suffix == ".gml":
-            return nx.read_gml(p)
+            return _no_nul(nx.read_gml(p), p)
+    except DataError:
+        raise
     except Exception as err:  # noqa: BLE001 - any parser failure is a data error for the user
         raise DataError(f"cannot read {str(p)!r} as {suffix[1:].upper()}: {err}") from None
     try:
@@ -74,6 +87,10 @@ def read_graph(path: Union[str, Path], directed: bool = False) -> nx.Graph:
             raise DataError(f"{str(p)!r} line {line}: expected two node labels per line, got {cols!r}")
         if idx == 0 and suffix == ".csv" and cols[0].lower() in ("source", "from", "node1", "u", "tail") :
             continue
+        bad = next((c for c in cols[:2] if "\x00" in c), None)
+        if bad is not None:
+            raise DataError(f"{str(p)!r} line {line}: node label {bad!r} contains a NUL byte (\\x00); node labels "
+                            "must be printable text")
         g.add_edge(cols[0], cols[1])
     if g.number_of_nodes() == 0:
         raise DataError(f"{str(p)!r} contains no edges")

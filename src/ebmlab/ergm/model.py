@@ -17,12 +17,37 @@ from .._core.errors import ConfigError
 from .._core.validation import check_choice, check_int
 from .formula import TermSpec, parse_formula
 from .graph_batch import DyadIndex, GraphBatch
-from .network import Network, as_network, empty_network
+from .network import DENSE_MAX_NODES, Network, as_network, empty_network
 from .rng import numpy_rng
 from .sampler import PROPOSALS, MHRun, run_metropolis_hastings
 from .terms import TERMS, Term, build_terms
 
-__all__ = ["ERGM", "BoundERGM", "Simulation", "DYAD_INDEPENDENT"]
+__all__ = ["ERGM", "BoundERGM", "Simulation", "DYAD_INDEPENDENT", "BACKENDS", "resolve_backend"]
+
+#: "auto" (compiled kernels when every term has one, else the numpy reference with a warning), "numba", "numpy"
+BACKENDS = ("auto", "numba", "numpy")
+
+
+def resolve_backend(backend: str, terms: Sequence[Term]) -> str:
+    """The backend a bound model runs on ("numba" or "numpy"); never a silent fallback.
+
+    ``"numba"`` raises ConfigError when numba is missing or a term has no compiled kernel; ``"auto"`` takes
+    numba when possible and otherwise warns, naming the reason, and uses the numpy reference.
+    """
+    from . import kernels
+
+    check_choice("backend", backend, BACKENDS)
+    if backend == "numpy":
+        return "numpy"
+    missing = kernels.unsupported_terms(terms)
+    why = ("numba is not installed" if not kernels.AVAILABLE else
+           f"no compiled kernel for term(s) {', '.join(missing)}" if missing else None)
+    if why is None:
+        return "numba"
+    if backend == "numba":
+        raise ConfigError(f"backend='numba' is unavailable: {why}; use backend='numpy'")
+    warnings.warn(f"ERGM backend: {why}; running the numpy reference path (slower)", UserWarning, stacklevel=4)
+    return "numpy"
 
 #: terms whose change statistics do not depend on the rest of the graph
 DYAD_INDEPENDENT = ("edges", "nodematch", "nodecov")
@@ -43,7 +68,8 @@ class BoundERGM:
     dyads : DyadIndex
     """
 
-    def __init__(self, formula: str, specs: Sequence[TermSpec], network: Network):
+    def __init__(self, formula: str, specs: Sequence[TermSpec], network: Network, backend: str = "auto",
+                 n_jobs: int = 1):
         self.formula = formula
         self.specs = list(specs)
         self.network = network
@@ -51,6 +77,37 @@ class BoundERGM:
         self.labels = [t.label for t in self.terms]
         self.dyads = DyadIndex(network.n_nodes, network.directed)
         self.dyad_independent = all(s.name in DYAD_INDEPENDENT for s in self.specs)
+        self.backend = resolve_backend(backend, self.terms)
+        self.n_jobs = n_jobs
+        self._compiled = None
+        self._observed = None
+        self._observed_changes = None
+
+    @property
+    def compiled_terms(self):
+        """The terms as arrays for the compiled kernels (:class:`ebmlab.ergm.kernels.CompiledTerms`)."""
+        if self._compiled is None:
+            from .kernels import compile_terms
+
+            self._compiled = compile_terms(self.terms, self.network.n_nodes)
+        return self._compiled
+
+    @property
+    def dense(self) -> bool:
+        """Whether this graph is small enough for dense n x n arrays (:data:`ebmlab.ergm.network.DENSE_MAX_NODES`)."""
+        return self.network.n_nodes <= DENSE_MAX_NODES
+
+    def list_graphs(self, adjacency=None):
+        """The observed graph (or adjacency matrices ``[C, n, n]``) as :class:`ebmlab.ergm.sparse.ListGraphs`."""
+        from .sparse import ListGraphs
+
+        if adjacency is None:
+            return ListGraphs.from_edges(self.network.n_nodes, self.network.directed, [self.network.edges])
+        return ListGraphs.from_dense(adjacency, self.network.directed)
+
+    def empty_statistics(self) -> np.ndarray:
+        """s(empty graph) of every term."""
+        return np.array([t.empty_statistic(self.network.n_nodes) for t in self.terms], dtype=np.float64)
 
     @property
     def n_params(self) -> int:
@@ -65,7 +122,17 @@ class BoundERGM:
         return out[0] if single else out
 
     def observed_statistics(self) -> np.ndarray:
-        return self.statistics(self.network.adjacency)
+        """s(y_obs) (cached): the compiled kernel (sum of the change statistics of adding the ties one by one) on
+        the numba backend for graphs of more than 64 nodes, else the dense numpy terms."""
+        if self._observed is None:
+            if self.backend == "numba" and self.network.n_nodes > 64:
+                s = self.list_graphs().statistics(self.compiled_terms, self.empty_statistics())[0]
+            elif self.dense:
+                s = self.statistics(self.network.adjacency)
+            else:
+                raise ConfigError(f"the graph has {self.network.n_nodes} nodes: large graphs need backend='numba'")
+            self._observed = s
+        return self._observed.copy()
 
     def change_statistics(self, adjacency: Optional[np.ndarray] = None, chunk: int = 1 << 14
                           ) -> Tuple[np.ndarray, np.ndarray]:
@@ -73,9 +140,19 @@ class BoundERGM:
 
         These are the covariates and response of the MPLE logistic regression (Strauss & Ikeda 1990).
         """
-        a = self.network.adjacency if adjacency is None else np.asarray(adjacency, dtype=np.float64)
+        if self.backend == "numba":
+            if adjacency is None and self._observed_changes is not None:
+                return self._observed_changes
+            lg = self.list_graphs(None if adjacency is None else np.asarray(adjacency, dtype=np.float64))
+            X, y = lg.all_change_matrix(self.compiled_terms)
+            if adjacency is None and X.size <= (1 << 22):  # kept (read-only) for the MPLE and the checks after it
+                X.flags.writeable = False
+                y.flags.writeable = False
+                self._observed_changes = (X, y)
+            return X, y
         D = self.dyads.n_dyads
         tail, head = self.dyads.tail, self.dyads.head
+        a = self.network.adjacency if adjacency is None else np.asarray(adjacency, dtype=np.float64)
         X = np.empty((D, self.n_params))
         generic = []
         for k, t in enumerate(self.terms):
@@ -135,23 +212,81 @@ class BoundERGM:
     def run_chains(self, theta: np.ndarray, *, n_chains: int, n_draws: int, burn_in: int, thin: int,
                    rng: np.random.Generator, proposal: str = "tnt", start: Optional[np.ndarray] = None,
                    return_graphs: bool = False) -> MHRun:
-        """Run ``n_chains`` MH chains (from ``start`` or from the observed graph)."""
+        """Run ``n_chains`` MH chains (from ``start`` or from the observed graph).
+
+        ``start``: adjacency matrices ``[C, n, n]`` (or one ``[n, n]``), or the ``final`` state of an earlier run
+        (continued as it is). With the numba backend the chains run in the compiled kernel
+        (:meth:`ebmlab.ergm.sparse.ListGraphs.run`), consuming the same random numbers as the numpy loop.
+        """
+        if self.backend == "numba":
+            return self._run_compiled(theta, n_chains=n_chains, n_draws=n_draws, burn_in=burn_in, thin=thin,
+                                      rng=rng, proposal=proposal, start=start, return_graphs=return_graphs)
+        if start is not None and not isinstance(start, np.ndarray):
+            start = start.A
         a = self.network.adjacency if start is None else np.asarray(start, dtype=np.float64)
         a = np.broadcast_to(a, (n_chains,) + a.shape[-2:]) if a.ndim == 2 else a
         return run_metropolis_hastings(self.terms, self.dyads, a, np.asarray(theta, dtype=np.float64),
                                        n_draws=n_draws, burn_in=burn_in, thin=thin, rng=rng,
                                        proposal=proposal, return_graphs=return_graphs)
 
+    def _run_compiled(self, theta, *, n_chains, n_draws, burn_in, thin, rng, proposal, start, return_graphs):
+        import time
+
+        from .sparse import ListGraphs
+
+        ct = self.compiled_terms
+        if isinstance(start, ListGraphs):
+            if start.n_chains != n_chains:
+                raise ConfigError(f"start holds {start.n_chains} chains, n_chains={n_chains}")
+            # rebuilt with its ties in dyad order, as the numpy reference rebuilds its tie list from the adjacency
+            # matrix of the previous run's final state (same TNT picks, hence the same chains)
+            lg = start.sort_ties()
+            stats = start.current_statistics  # carried (the reference recomputes them: equal to rounding)
+        elif start is None:
+            lg = self.list_graphs().copy_chains(n_chains)
+            stats = np.tile(self.observed_statistics(), (n_chains, 1))
+        else:
+            a = np.asarray(start, dtype=np.float64)
+            a = np.broadcast_to(a, (n_chains,) + a.shape[-2:]) if a.ndim == 2 else a
+            lg = ListGraphs.from_dense(a, self.network.directed)
+            stats = self.statistics(a) if self.dense else lg.statistics(ct, self.empty_statistics())
+        stats = np.array(stats, dtype=np.float64).reshape(n_chains, self.n_params)
+        if return_graphs and not self.dense:
+            raise ConfigError(f"return_graphs needs dense adjacency matrices; the graph has {self.network.n_nodes} "
+                              f"nodes (more than {DENSE_MAX_NODES})")
+        t0 = time.perf_counter()
+        total = burn_in + n_draws * thin
+        out_stats, out_ties, graphs, accepted = lg.run(ct, np.asarray(theta, dtype=np.float64), n_draws=n_draws,
+                                                       burn_in=burn_in, thin=thin, rng=rng, tnt=proposal == "tnt",
+                                                       n_dyads=self.dyads.n_dyads, stats=stats,
+                                                       return_graphs=return_graphs, n_jobs=self.n_jobs)
+        seconds = time.perf_counter() - t0
+        lg.current_statistics = stats
+        return MHRun(out_stats, out_ties, graphs, accepted / max(total, 1), total * n_chains, seconds, lg,
+                     backend="numba")
+
+    def _large(self) -> bool:
+        return not self.dense
+
     def default_burn_in(self) -> int:
-        """Default burn-in per chain: 8 proposals per dyad (at least 512)."""
+        """Default burn-in per chain: 8 proposals per dyad (at least 512); on large sparse graphs (more than
+        DENSE_MAX_NODES nodes) 4 proposals per tie or node, max(E, n) (a dyad count would be ~10^10)."""
+        if self._large():
+            return 4 * max(self.network.n_edges, self.network.n_nodes)
         return max(512, 8 * self.dyads.n_dyads)
 
     def default_thin(self) -> int:
-        """Default ``thin`` (steps between kept draws): one proposal per two dyads (at least 16)."""
+        """Default ``thin`` (steps between kept draws): one proposal per two dyads (at least 16); on large sparse
+        graphs one per four ties, max(16, E // 4)."""
+        if self._large():
+            return max(16, self.network.n_edges // 4)
         return max(16, self.dyads.n_dyads // 2)
 
     def default_warm_burn_in(self) -> int:
-        """Burn-in of chains restarted from the last states of a previous run at a nearby theta: 2 per dyad."""
+        """Burn-in of chains restarted from the last states of a previous run at a nearby theta: 2 per dyad (on
+        large sparse graphs one per tie or node)."""
+        if self._large():
+            return max(self.network.n_edges, self.network.n_nodes)
         return max(64, 2 * self.dyads.n_dyads)
 
 
@@ -224,6 +359,14 @@ class ERGM:
         statnet-style terms, e.g. ``"edges + triangle + gwesp(0.5)"`` (see :mod:`ebmlab.ergm.terms`).
     directed : bool, optional
         Required direction of graphs; None accepts what the graph is.
+    backend : {"auto", "numba", "numpy"}
+        Where change statistics, the MH chains and the MPLE's change-statistic matrix run: the compiled kernels of
+        :mod:`ebmlab.ergm.kernels` on sparse neighbour lists ("numba"), or the numpy reference ("numpy"). "auto"
+        takes numba when every term has a kernel and otherwise warns and uses numpy. Fits report the path in
+        ``diagnostics["backend"]``.
+    n_jobs : int
+        Threads over which the compiled kernel spreads the independent MH chains (numba's ``prange``); the chains
+        and every result are the same for any ``n_jobs`` (each chain's random numbers are drawn in advance).
 
     Examples
     --------
@@ -238,7 +381,7 @@ class ERGM:
     Goodreau & Morris (2008), "ergm: a package to fit, simulate and diagnose ERGMs", JSS 24(3).
     """
 
-    def __init__(self, formula: str, directed: Optional[bool] = None):
+    def __init__(self, formula: str, directed: Optional[bool] = None, *, backend: str = "auto", n_jobs: int = 1):
         self.formula = formula
         self.specs = parse_formula(formula)
         for spec in self.specs:
@@ -246,6 +389,10 @@ class ERGM:
         if directed is not None and not isinstance(directed, bool):
             raise ConfigError(f"directed must be True, False or None, got {directed!r}")
         self.directed = directed
+        self.backend = check_choice("backend", backend, BACKENDS)
+        self.n_jobs = check_int("n_jobs", n_jobs)
+        if self.n_jobs > 1 and self.backend == "numpy":
+            raise ConfigError("n_jobs > 1 runs the chains on numba threads: it needs backend='numba' or 'auto'")
 
     def __repr__(self) -> str:
         return f"ERGM({self.formula!r})"
@@ -257,7 +404,7 @@ class ERGM:
             net = empty_network(n, bool(self.directed))
         else:
             net = as_network(graph, self.directed)
-        return BoundERGM(self.formula, self.specs, net)
+        return BoundERGM(self.formula, self.specs, net, self.backend, self.n_jobs)
 
     def energy(self, n_nodes: Union[int, nx.Graph, Network], theta: Optional[Sequence[float]] = None, *,
                directed: Optional[bool] = None, learnable: bool = False, dtype: torch.dtype = torch.float64,
@@ -310,7 +457,7 @@ class ERGM:
                 attrs[name] = vals
             net = empty_network(n, is_dir)
             net.node_attributes = {i: {name: vals[i] for name, vals in attrs.items()} for i in range(n)}
-            bound = BoundERGM(self.formula, self.specs, net)
+            bound = BoundERGM(self.formula, self.specs, net, self.backend, self.n_jobs)
         else:
             if node_attributes:
                 raise ConfigError("node attributes are read from the graph; pass them as keywords only with an int "
@@ -403,11 +550,60 @@ class ERGM:
         bound = self.bind(graph)
         rng = numpy_rng(seed, generator)
         try:
-            return estimator(bound, rng=rng, **options)
+            result = estimator(bound, rng=rng, **options)
         except TypeError as err:
             if "unexpected keyword" in str(err):
                 raise ConfigError(f"bad option for ERGM method {method!r}: {err}") from None
             raise
+        return mark_not_estimable(result, bound)
+
+
+def frozen_at_minimum(bound: BoundERGM) -> List[int]:
+    """Terms whose observed statistic sits at its smallest attainable value (``Term.min_value``) and that no single
+    toggle of the observed graph can change (their change statistic is 0 on every dyad): e.g. ``degree(100)`` on a
+    graph whose degrees are all far below 100. Their MLE is -Inf (statnet: "observed statistic(s) ... are at their
+    smallest attainable values; their coefficients will be fixed at -Inf"), so they are not estimable.
+    Checked on graphs with at most DENSE_MAX_NODES nodes (all dyads are enumerated)."""
+    if not bound.dense:
+        return []
+    s_obs = bound.observed_statistics()
+    at_min = [k for k, t in enumerate(bound.terms) if t.min_value is not None and s_obs[k] == t.min_value]
+    if not at_min:
+        return []
+    X, _ = bound.change_statistics()
+    return [k for k in at_min if not np.any(X[:, k])]
+
+
+def mark_not_estimable(result, bound: BoundERGM):
+    """Report the coefficients of :func:`frozen_at_minimum` terms as -Inf (not estimable), with NaN standard errors,
+    ``converged=False``, a warning and a note; the other coefficients are those of the fit with these terms at 0
+    (exact when the statistic is constant over every graph reachable by the sampler, as for an unattainable
+    degree)."""
+    bad = frozen_at_minimum(bound)
+    if not bad:
+        return result
+    names = ", ".join(bound.labels[k] for k in bad)
+    msg = (f"observed statistic(s) {names} are at their smallest attainable value ("
+           + ", ".join(f"{bound.labels[k]}={bound.terms[k].min_value:g}" for k in bad)
+           + ") and no toggle of the observed graph changes them: their MLE is -Inf, so they are not estimable "
+           "(reported as -Inf with no standard error; remove the term(s) from the formula)")
+    warnings.warn(f"{result.method}: {msg}", UserWarning, stacklevel=3)
+    result.coef = np.array(result.coef, dtype=np.float64)
+    result.stderr = np.array(result.stderr, dtype=np.float64)
+    for k in bad:
+        result.coef[k] = -np.inf
+        result.stderr[k] = np.nan
+        if result.mcmc_se is not None:
+            result.mcmc_se = np.array(result.mcmc_se, dtype=np.float64)
+            result.mcmc_se[k] = np.nan
+        result.cov = np.array(result.cov, dtype=np.float64)
+        result.cov[k, :] = np.nan
+        result.cov[:, k] = np.nan
+    result.converged = False
+    result.stderr_reliable = False
+    result.diagnostics["not_estimable"] = [bound.labels[k] for k in bad]
+    result.notes.insert(0, msg)
+    return result
 
 
 def _check_theta(theta: Sequence[float], bound: BoundERGM) -> np.ndarray:

@@ -65,6 +65,9 @@ class ERGMResult:
         Whether the MLE exists, i.e. the observed statistics lie in the interior of the convex hull of the
         attainable statistics (Barndorff-Nielsen 1978, Thm 9.13). Decided by enumeration on graphs with at
         most 16 dyads (``mcmc_mle``); None when not checked. When False the standard errors are NaN.
+    chain_diagnostics : dict or None
+        ``mcmc_mle``: bulk ESS, split R-hat and a Geweke-style test of every statistic of the final sample of
+        independent chains (:func:`ebmlab.ergm.diagnostics.chain_diagnostics`); printed by :meth:`summary`.
     """
 
     coef: np.ndarray
@@ -87,6 +90,7 @@ class ERGMResult:
     seconds: float = 0.0
     stderr_reliable: bool = True
     mle_exists: Optional[bool] = None
+    chain_diagnostics: Optional[Dict[str, Any]] = None
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -151,6 +155,9 @@ class ERGMResult:
         status = "converged" if self.converged else "NOT converged"
         diag = ", ".join(f"{k}={_short(v)}" for k, v in self.diagnostics.items() if np.isscalar(v))
         lines.append(f"Estimation {status}; {diag}" if diag else f"Estimation {status}")
+        if self.diagnostics.get("not_estimable"):
+            lines.append("WARNING: not estimable (coefficient -Inf): " + ", ".join(self.diagnostics["not_estimable"])
+                         + " (observed statistic at its smallest attainable value); see the notes.")
         if self.mle_exists is False:
             lines.append("WARNING: the MLE does not exist: the observed statistics lie on the boundary of the convex "
                          "hull of the attainable statistics, so the likelihood keeps increasing towards infinity; "
@@ -165,6 +172,7 @@ class ERGMResult:
             lines.append(f"WARNING: standard errors, z values and p-values are unreliable{why}; see the notes.")
         if self.degenerate:
             lines.append("WARNING: simulations at the estimate are near-degenerate (empty/complete graphs).")
+        lines += _chain_lines(self.chain_diagnostics)
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -189,9 +197,32 @@ class ERGMResult:
                                            generator=generator, **options)
 
 
+def _chain_lines(d: Optional[Dict[str, Any]]) -> List[str]:
+    """The MCMC diagnostics block of the summary (statnet's ``mcmc.diagnostics`` in short)."""
+    if not d:
+        return []
+    head = ["", "ESS", "R-hat", "Geweke z", "p"]
+    rows = [[l, _format_number(e, 0), _format_number(r, 3), _format_number(z, 2), _format_number(p, 3)]
+            for l, e, r, z, p in zip(d["labels"], d["ess"], d["rhat"], d["geweke_z"], d["geweke_p"])]
+    widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
+    fmt = lambda r: "  " + " ".join([r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:])])
+    lines = ["", f"MCMC diagnostics of the final sample ({d['n_chains']} chains x {d['n_draws_per_chain']} draws; "
+             "Geweke: first 10% vs last 50% of each chain):", fmt(head)] + [fmt(r) for r in rows]
+    rh = [r for r in d["rhat"] if np.isfinite(r)]
+    ps = [p for p in d["geweke_p"] if np.isfinite(p)]
+    if (rh and max(rh) > 1.05) or (ps and min(ps) < 0.01 / max(len(ps), 1)):
+        lines.append("WARNING: the simulated statistics may not have converged (R-hat > 1.05 or a Geweke p-value "
+                     "below 0.01 / p): increase burn_in")
+    return lines
+
+
 def _format_number(v: float, digits: int) -> str:
-    """A fixed-point number, or R's ``NA`` for NaN (infinite values are printed as such)."""
-    return "NA" if np.isnan(v) else f"{v:.{digits}f}"
+    """A fixed-point number, or R's ``NA`` for NaN and ``Inf``/``-Inf`` for infinite values."""
+    if np.isnan(v):
+        return "NA"
+    if np.isinf(v):
+        return "Inf" if v > 0 else "-Inf"
+    return f"{v:.{digits}f}"
 
 
 def _json_floats(values) -> List[Optional[float]]:

@@ -14,12 +14,16 @@ Proposals
     (D + 1)/2 when E = 0 and 1 + D/(E + 1) otherwise; for a removal 2/(D + 1) when E = 1 and
     E/(D + E) otherwise (statnet's ``MH_TNT``). On the full graph every proposal removes a tie.
 
+With ``backend="numba"`` (the default when every term has a kernel) :meth:`ebmlab.ergm.model.BoundERGM.run_chains`
+runs the same algorithm, on the same random numbers, in the compiled kernel :func:`ebmlab.ergm.kernels.mh_block`;
+this numpy loop is the reference it is tested against.
+
 The same TNT kernel exists for any discrete energy under ebmlab's sampler contract,
 :class:`ebmlab.samplers.TieNoTie` (registered as ``"tnt"``; on :class:`ebmlab.energies.ERGMEnergy` it samples
-this ERGM). This numpy loop is kept for the statnet drivers (simulate, MCMC-MLE, CD, GOF, bridge sampling)
-because it keeps each graph's degrees and tie list up to date under toggles (O(n) per toggle) instead of
-rebuilding the graph from the dyad vector at every step: on 64 chains it runs about 3-6 times as many toggles
-per second. Both are tested against the exact expectations of the same 5-node models
+this ERGM). The statnet drivers (simulate, MCMC-MLE, CD, GOF, bridge sampling) use this loop (backend "numpy")
+or its compiled twin (backend "numba", the default) because both keep each graph's degrees and tie list up to
+date under toggles instead of rebuilding the graph from the dyad vector at every step: on 64 chains this numpy
+loop already runs about 3-6 times as many toggles per second as the generic sampler. Both are tested against the exact expectations of the same 5-node models
 (tests/test_ergm_sampler.py, tests/test_ergm_energy.py), so they share their stationary law.
 """
 from __future__ import annotations
@@ -57,6 +61,8 @@ class MHRun:
     n_toggles: int
     seconds: float
     final: GraphBatch = field(repr=False)
+    #: "numpy" (this loop) or "numba" (:mod:`ebmlab.ergm.kernels`, ``final`` then a ListGraphs)
+    backend: str = "numpy"
 
     @property
     def toggles_per_second(self) -> float:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from numbers import Real
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 from scipy.special import comb
@@ -74,6 +74,13 @@ class Term:
         """Change statistics of every dyad (tail[d], head[d]) of one graph ``A[n, n]`` with dense matrix
         algebra (used by the MPLE); ``None`` when a term has no such shortcut."""
         return None
+
+    def empty_statistic(self, n_nodes: int) -> float:
+        """s(empty graph on ``n_nodes`` nodes): 0 except for degree(0) and isolates (n)."""
+        return 0.0
+
+    #: smallest attainable value of s(y) (None: no general bound); every count statistic is >= 0
+    min_value: Optional[float] = 0.0
 
 
 def _deg_minus(g: GraphBatch, c: np.ndarray, i: np.ndarray, j: np.ndarray):
@@ -282,6 +289,9 @@ class Degree(Term):
     def statistic(self, A):
         return (_undirected_degree(A) == self.k).sum(1).astype(np.float64)
 
+    def empty_statistic(self, n_nodes):
+        return float(n_nodes) if self.k == 0 else 0.0
+
     def change(self, g, c, i, j):
         di, dj = _deg_minus(g, c, i, j)
         k = self.k
@@ -303,6 +313,9 @@ class Isolates(Term):
 
     def statistic(self, A):
         return (_total_degree(A, self.directed) == 0).sum(1).astype(np.float64)
+
+    def empty_statistic(self, n_nodes):
+        return float(n_nodes)
 
     def change(self, g, c, i, j):
         di, dj = _deg_minus(g, c, i, j)
@@ -335,21 +348,29 @@ class NodeMatch(Term):
         self.label = f"nodematch.{attr}"
         self.directed = directed
         codes = {v: k for k, v in enumerate(dict.fromkeys(values))}
-        x = np.array([codes[v] for v in values])
-        self.same = (x[:, None] == x[None, :]).astype(np.float64)
+        #: integer code of every node's attribute value (equal codes = equal values)
+        self.codes = np.array([codes[v] for v in values], dtype=np.int64)
+
+    @property
+    def same(self) -> np.ndarray:
+        """[n, n] 0/1 matrix of equal attribute values (built on demand: O(n^2) memory)."""
+        x = self.codes
+        return (x[:, None] == x[None, :]).astype(np.float64)
 
     def statistic(self, A):
         return (A * self.same).sum((1, 2)) / (1.0 if self.directed else 2.0)
 
     def change(self, g, c, i, j):
-        return self.same[i, j]
+        return (self.codes[i] == self.codes[j]).astype(np.float64)
 
     def all_changes(self, A, tail, head):
-        return self.same[tail, head]
+        return (self.codes[tail] == self.codes[head]).astype(np.float64)
 
 
 class NodeCov(Term):
     """nodecov("a"): sum over ties (i, j) of x_i + x_j (numeric attribute); change x_i + x_j."""
+
+    min_value = None
 
     def __init__(self, attr: str, values: List[Any], directed: bool):
         self.label = f"nodecov.{attr}"
@@ -362,16 +383,16 @@ class NodeCov(Term):
         if not np.all(np.isfinite(x)):
             raise ConfigError(f"nodecov({attr!r}) needs finite attribute values")
         self.x = x
-        self.pair = x[:, None] + x[None, :]
 
     def statistic(self, A):
-        return (A * self.pair).sum((1, 2)) / (1.0 if self.directed else 2.0)
+        pair = self.x[:, None] + self.x[None, :]
+        return (A * pair).sum((1, 2)) / (1.0 if self.directed else 2.0)
 
     def change(self, g, c, i, j):
-        return self.pair[i, j]
+        return self.x[i] + self.x[j]
 
     def all_changes(self, A, tail, head):
-        return self.pair[tail, head]
+        return self.x[tail] + self.x[head]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -78,8 +78,8 @@ def fit_cd(bound, *, rng: np.random.Generator, init: Optional[Sequence[float]] =
     labels = list(bound.labels)
     safe = reference_theta(bound)
     notes = []
-    theta, _ = starting_point(bound, init, safe, notes, "cd")
-    basis = statistic_basis(bound)
+    theta, _ = starting_point(bound, init, safe, notes, "cd", rng=rng)
+    basis = statistic_basis(bound, rng=rng)
     restarts = 0
     stuck = None
     s_obs = bound.observed_statistics()

@@ -62,7 +62,7 @@ from ..model import degeneracy_fraction, warn_if_degenerate
 from ..result import ERGMResult
 from .geyer_thompson import (SimulatedStatistics, boundary_direction, geyer_thompson_mle, in_convex_hull,
                              format_theta)
-from .mple import fit_mple
+from .mple import FULL_MPLE_MAX_DYADS, case_control_sample, fit_mple
 
 __all__ = ["fit_mcmc_mle", "reference_theta", "statistic_basis", "exact_mle_exists"]
 
@@ -128,7 +128,7 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
     labels = list(bound.labels)
     safe = reference_theta(bound)
     notes = []
-    theta, mple = starting_point(bound, init, safe, notes, "mcmc_mle")
+    theta, mple = starting_point(bound, init, safe, notes, "mcmc_mle", rng=rng)
     s_obs = bound.observed_statistics()
 
     mle_exists, recession = None, None
@@ -152,14 +152,14 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
         run = bound.run_chains(th, n_chains=n_chains, n_draws=n_draws, burn_in=burn, thin=thin,
                                rng=rng, proposal=proposal, start=start)
         # later iterations continue the chains from their last states (statnet does the same)
-        chains["start"] = run.final.A
+        chains["start"] = run.final if run.backend == "numba" else run.final.A
         frac = degeneracy_fraction(run.n_ties, bound.dyads.n_dyads, bound.network.n_edges)
         acc = float(run.acceptance_rate.mean())
         return SimulatedStatistics(run.statistics, acc, acc * thin, frac, run)
 
     gt = geyer_thompson_mle(s_obs, simulate, theta, n_draws=per_chain, safe_theta=safe, max_iter=max_iter,
                             margin=margin, final_sample_factor=final_sample_factor, max_restarts=max_restarts,
-                            basis=statistic_basis(bound), labels=labels, where="mcmc_mle", move="toggle",
+                            basis=statistic_basis(bound, rng=rng), labels=labels, where="mcmc_mle", move="toggle",
                             restart_on_problem=mle_exists is not False,
                             safe_name="the Bernoulli-graph point " + format_theta(safe, labels))
     run = gt.final.extra
@@ -209,6 +209,7 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
                    "effective_sample_size": round(gt.effective_sample_size, 1),
                    "acceptance_rate": float(run.acceptance_rate.mean()),
                    "degenerate_fraction": frac, "toggles_per_second": round(run.toggles_per_second),
+                   "backend": run.backend,
                    "information_condition_number": gt.condition_number, "history": gt.history}
     diagnostics.update(diagnostics_extra)
     if recession is not None:
@@ -217,10 +218,12 @@ def fit_mcmc_mle(bound, *, rng: np.random.Generator, init: Optional[Sequence[flo
         diagnostics["mixing_problem"] = gt.problem
     if mple is not None:
         diagnostics["mple"] = mple.coef.tolist()
+    from ..diagnostics import chain_diagnostics
+
     return ERGMResult(theta_hat, stderr, labels, "mcmc_mle", bound.formula, bound.network.n_nodes,
                       bound.dyads.n_dyads, bound.network.directed, cov, mcmc_se, ll, ll_se, converged, degenerate,
                       diagnostics, notes, bound, time.perf_counter() - t0, stderr_reliable=stderr_reliable,
-                      mle_exists=mle_exists)
+                      mle_exists=mle_exists, chain_diagnostics=chain_diagnostics(gt.final.statistics, labels))
 
 
 def reference_theta(bound) -> np.ndarray:
@@ -235,7 +238,7 @@ def reference_theta(bound) -> np.ndarray:
     return theta
 
 
-def statistic_basis(bound, rtol: float = 1e-10) -> np.ndarray:
+def statistic_basis(bound, rtol: float = 1e-10, *, rng: Optional[np.random.Generator] = None) -> np.ndarray:
     """Orthonormal basis [p, r] of the row space of the observed graph's change statistics X [D, p].
 
     A direction u with X u = 0 is one along which no single toggle of the observed graph changes u . s (for
@@ -243,7 +246,11 @@ def statistic_basis(bound, rtol: float = 1e-10) -> np.ndarray:
     :func:`.geyer_thompson.mixing_problem` ignores such directions (they are non-identifiability, reported
     by the singular information, not a frozen chain).
     """
-    X, _ = bound.change_statistics()
+    if bound.dyads.n_dyads > FULL_MPLE_MAX_DYADS:
+        # large graph: the change statistics of every tie and of 10^5 sampled non-ties span the same space
+        X, _, _ = case_control_sample(bound, 100_000, np.random.default_rng(0) if rng is None else rng)
+    else:
+        X, _ = bound.change_statistics()
     X = np.unique(X, axis=0)
     _, sv, vt = np.linalg.svd(X, full_matrices=False)
     rank = int(np.sum(sv > rtol * max(sv[0], 1e-300))) if sv.size else 0
@@ -280,7 +287,8 @@ def raise_bad_init(theta, bound) -> None:
                       f"got {np.asarray(theta).tolist()}")
 
 
-def starting_point(bound: BoundERGM, init, safe: np.ndarray, notes: list, who: str):
+def starting_point(bound, init, safe: np.ndarray, notes: list, who: str, *,
+                   rng: Optional[np.random.Generator] = None):
     """The first θ of an MCMC fit (MCMC-MLE, CD): ``init`` if given (validated), else the MPLE, else — when the
     MPLE does not exist (a separated pseudo-likelihood logistic regression) — the Bernoulli-graph point ``safe``,
     with a warning that is also appended to ``notes``. Returns ``(theta, mple)`` (``mple`` is ``None`` with
@@ -290,7 +298,7 @@ def starting_point(bound: BoundERGM, init, safe: np.ndarray, notes: list, who: s
     if init is None:
         with warnings.catch_warnings(record=True):  # replaced by the message below when it matters
             warnings.simplefilter("always")
-            mple = fit_mple(bound)
+            mple = fit_mple(bound, rng=rng)
         if mple.converged:
             theta = mple.coef.copy()
         else:
