@@ -43,6 +43,7 @@ def c2st(x, y, generator: Union[int, torch.Generator, None] = 1, n_folds: int = 
     Parameters
     ----------
     x, y : array-like [n, d] and [m, d]
+        float32 tensors are processed in float32 (as sbibm does with its float32 samples), anything else in float64.
     generator : int, torch.Generator or None
         Randomness of the classifier's initialisation and of the fold shuffling, both seeded with one
         scikit-learn ``random_state`` derived from it (:func:`sklearn_random_state`: an int is used as is, so the
@@ -50,8 +51,9 @@ def c2st(x, y, generator: Union[int, torch.Generator, None] = 1, n_folds: int = 
     n_folds : int
         Cross-validation folds (>= 2; each sample needs at least ``n_folds`` rows).
     z_score : bool
-        Standardise both samples with x's mean and standard deviation (columns with zero
-        standard deviation are left unscaled).
+        Standardise both samples with x's mean and unbiased standard deviation, computed by torch in the
+        samples' dtype as sbibm does (columns with zero standard deviation are left unscaled, where sbibm would
+        divide by zero).
 
     Returns
     -------
@@ -62,15 +64,18 @@ def c2st(x, y, generator: Union[int, torch.Generator, None] = 1, n_folds: int = 
     from sklearn.neural_network import MLPClassifier
 
     n_folds = check_int("n_folds", n_folds, minimum=2)
-    xs, ys = (t.cpu().numpy() for t in as_sample_pair(x, y))
-    if min(xs.shape[0], ys.shape[0]) < n_folds:
-        raise DataError(f"c2st needs at least n_folds={n_folds} rows in each sample, got {xs.shape[0]} and {ys.shape[0]}")
+    dtype = torch.float32 if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else torch.float64
+    xt, yt = (t.cpu().to(dtype) for t in as_sample_pair(x, y))
+    if min(xt.shape[0], yt.shape[0]) < n_folds:
+        raise DataError(f"c2st needs at least n_folds={n_folds} rows in each sample, got {xt.shape[0]} and {yt.shape[0]}")
     random_state = sklearn_random_state(generator)
     if z_score:
-        mean = xs.mean(0)
-        std = xs.std(0, ddof=1)
-        std = np.where(std > 0, std, 1.0)
-        xs, ys = (xs - mean) / std, (ys - mean) / std
+        # as sbibm: torch.mean / torch.std (unbiased) of x, in the samples' own dtype, applied to both samples
+        mean = torch.mean(xt, dim=0)
+        std = torch.std(xt, dim=0)
+        std = torch.where(std > 0, std, torch.ones_like(std))
+        xt, yt = (xt - mean) / std, (yt - mean) / std
+    xs, ys = xt.numpy(), yt.numpy()
     d = xs.shape[1]
     clf = MLPClassifier(activation="relu", hidden_layer_sizes=(10 * d, 10 * d), max_iter=10000, solver="adam",
                         random_state=random_state)

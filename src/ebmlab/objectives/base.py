@@ -9,6 +9,10 @@ Objectives that draw random numbers (noise, negatives, projections) draw them fr
 (a ``torch.Generator``; ``None`` uses torch's default generator); :func:`ebmlab.fit` passes its
 seeded generator, so training is reproducible.
 
+Objectives for conditional energies U(x | c) (energy discrepancy, NCE, denoising score matching) also take
+``context=`` (one context row per batch row, default ``None``): the energy is then called as
+``energy(x, context=c)`` and only x is perturbed or contrasted (:mod:`ebmlab.energies.conditional`).
+
 Hyper-parameters go in the constructor; state only where the method needs it (the PCD replay
 buffer, NCE's log-normaliser, MCMC-MLE's reference samples).  No optimizer lives inside an
 objective.  Objectives with learnable parameters of their own (NCE's log Z) expose them through

@@ -145,13 +145,16 @@ class DenoisingScoreMatching(Objective):
         x_tilde = batch + sig.reshape((b,) + (1,) * (batch.ndim - 1)) * eps
         return x_tilde, eps, sig
 
-    def terms(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
-        """Per-row ``loss`` (weighted as documented), ``score_sq`` = ‖∇U(x̃)‖² and ``sigma``."""
+    def terms(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None,
+              context: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Per-row ``loss`` (weighted as documented), ``score_sq`` = ‖∇U(x̃)‖² and ``sigma``. With ``context``
+        (one row per data row), a conditional energy is called as ``energy(x̃, context=c)`` and only x is noised."""
         batch = differentiable_input(batch).detach()
         x_tilde, eps, sig = self.perturb(batch, generator)
         x_tilde = x_tilde.requires_grad_(True)
         args = (sig,) if is_noise_conditional(energy) else ()
-        _, g = energy_and_grad_graph(energy, x_tilde, *args)
+        fn = energy if context is None else (lambda z, *a: energy(z, *a, context=context))
+        _, g = energy_and_grad_graph(fn, x_tilde, *args)
         b = batch.shape[0]
         g = g.reshape(b, -1)
         eps = eps.reshape(b, -1)
@@ -161,12 +164,14 @@ class DenoisingScoreMatching(Objective):
             rows = 0.5 * (sig[:, None] * g - eps).pow(2).sum(-1)
         return {"loss": rows, "score_sq": g.pow(2).sum(-1), "sigma": sig}
 
-    def per_sample(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def per_sample(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None,
+                   context: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The loss of each row: Tensor[batch]."""
-        return self.terms(energy, batch, generator)["loss"]
+        return self.terms(energy, batch, generator, context=context)["loss"]
 
-    def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> LossOutput:
-        t = self.terms(energy, batch, generator)
+    def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 context: Optional[torch.Tensor] = None) -> LossOutput:
+        t = self.terms(energy, batch, generator, context=context)
         stats = {
             "score_sq": float(t["score_sq"].detach().mean()),
             "sigma_mean": float(t["sigma"].mean()),

@@ -154,12 +154,19 @@ class EnergyDiscrepancy(Objective):
             )
         return x_neg.detach()
 
-    def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> LossOutput:
+    def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 context: Optional[torch.Tensor] = None) -> LossOutput:
+        """``context`` (Tensor[N, ...], optional): one context row per data row for a conditional energy
+        U(x | c), called as ``energy(x, context=c)``; only x is perturbed, so ED_q is applied to p(x | c) for each c
+        (and U is identified up to a function of c alone)."""
         n = batch.shape[0]
         x_neg = self.negatives(batch, generator)
         # one forward pass over data and negatives together (N + N·M rows)
         both = torch.cat([batch.unsqueeze(1), x_neg], dim=1).reshape(n * (self.m + 1), *batch.shape[1:])
-        u = energy(both).reshape(n, self.m + 1)
+        if context is None:
+            u = energy(both).reshape(n, self.m + 1)
+        else:
+            u = energy(both, context=context.repeat_interleave(self.m + 1, dim=0)).reshape(n, self.m + 1)
         u_data, u_neg = u[:, 0], u[:, 1:]
         loss = energy_discrepancy_loss(u_data, u_neg, self.w)
         with torch.no_grad():

@@ -106,6 +106,11 @@ class FittedGaussianNoise:
         return f"FittedGaussianNoise(scale={self.scale}, jitter={self.jitter}, fitted={self.fitted})"
 
 
+def _cycle(context: torch.Tensor, n: int) -> torch.Tensor:
+    """Rows 0, 1, .., n-1 of ``context`` taken modulo its length."""
+    return context[torch.arange(n, device=context.device) % context.shape[0]]
+
+
 @OBJECTIVES.register("nce")
 class NoiseContrastiveEstimation(Objective):
     r"""Noise-contrastive estimation with a learnable log-normaliser (Gutmann & Hyvärinen 2012).
@@ -195,12 +200,15 @@ class NoiseContrastiveEstimation(Objective):
         return y.to(dtype=like.dtype, device=like.device)
 
     @torch.no_grad()
-    def initialize_log_z(self, energy, like: torch.Tensor, generator: Optional[torch.Generator] = None) -> float:
+    def initialize_log_z(self, energy, like: torch.Tensor, generator: Optional[torch.Generator] = None,
+                         context: Optional[torch.Tensor] = None) -> float:
         """Set c to the importance-sampling estimate log (1/K) Σ_k exp(-U(y_k) - log q(y_k)), y_k ~ q, of
-        log Z_θ for the current energy (K = ``n_log_z_init``; ``like``: a batch giving dtype and device).
+        log Z_θ for the current energy (K = ``n_log_z_init``; ``like``: a batch giving dtype and device; with
+        ``context``, the draws take its rows in turn, so c starts at the mean log Z over the batch's contexts).
         Returns the estimate."""
         y = self._sample_noise(self.n_log_z_init, like, generator)
-        log_w = -energy(y) - self.noise.log_prob(y).to(like.dtype)
+        u = energy(y) if context is None else energy(y, context=_cycle(context, y.shape[0]))
+        log_w = -u - self.noise.log_prob(y).to(like.dtype)
         estimate = torch.logsumexp(log_w.double(), 0) - math.log(self.n_log_z_init)
         if not bool(torch.isfinite(estimate)):
             raise ConfigError(f"NCE: the importance-sampling estimate of log Z for log_z_init='auto' is {float(estimate)} "
@@ -236,24 +244,30 @@ class NoiseContrastiveEstimation(Objective):
         self.log_z.data = self.log_z.data.to(device=device, dtype=dtype)
         return self
 
-    def log_ratio(self, energy, x: torch.Tensor, ratio: Optional[float] = None) -> torch.Tensor:
-        """G(x) = -U(x) - c - log ν - log q(x) (ν = ``ratio``, default ``noise_ratio``)."""
-        u = energy(x)
+    def log_ratio(self, energy, x: torch.Tensor, ratio: Optional[float] = None,
+                  context: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """G(x) = -U(x) - c - log ν - log q(x) (ν = ``ratio``, default ``noise_ratio``; a conditional energy is
+        called as ``energy(x, context=context)``)."""
+        u = energy(x) if context is None else energy(x, context=context)
         log_q = self.noise.log_prob(x).to(u)
         nu = self.noise_ratio if ratio is None else ratio
         return -u - self.log_z.to(u) - math.log(nu) - log_q
 
-    def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None) -> LossOutput:
+    def __call__(self, energy, batch: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 context: Optional[torch.Tensor] = None) -> LossOutput:
+        """``context`` (Tensor[T_d, ...], optional): one context row per data row for a conditional energy
+        U(x | c); noise point t takes context row t mod T_d, so the classifier compares p(x | c) with q(x) at the
+        same contexts (c stays one scalar; a θ-dependent log Z(c) is absorbed by U)."""
         n_data = batch.shape[0]
         if self._fits_noise and not self.noise.fitted:
             self.noise.fit(batch)
         if self.log_z_pending:
-            self.initialize_log_z(energy, batch, generator)
+            self.initialize_log_z(energy, batch, generator, context=context)
         n_noise = max(1, int(round(self.noise_ratio * n_data)))
         y = self._sample_noise(n_noise, batch, generator).detach()
         nu = n_noise / n_data  # the ratio actually used in this batch (rounding)
-        g_data = self.log_ratio(energy, batch, nu)
-        g_noise = self.log_ratio(energy, y, nu)
+        g_data = self.log_ratio(energy, batch, nu, context=context)
+        g_noise = self.log_ratio(energy, y, nu, context=None if context is None else _cycle(context, n_noise))
         loss = -(F.logsigmoid(g_data).sum() + F.logsigmoid(-g_noise).sum()) / n_data
         with torch.no_grad():
             acc = (torch.cat([(g_data > 0), (g_noise <= 0)]).double().mean())

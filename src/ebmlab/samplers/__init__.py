@@ -15,3 +15,4 @@ from .gibbs_with_gradients import GibbsWithGradients
 from .cluster import SwendsenWang, Wolff
 from .lattice_colouring import greedy_colouring, lattice_colouring
 from .tie_no_tie import TieNoTie
+from .advise import Advice, advise

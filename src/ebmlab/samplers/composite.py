@@ -1,7 +1,7 @@
 """Composition of transition kernels: one step of :class:`Cycle` is one step of each kernel in turn."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 

@@ -1,0 +1,126 @@
+"""Conditional energies, context pass-through of the objectives, NLE / NPE fitting and batched posterior sampling."""
+import math
+import warnings
+
+import pytest
+import torch
+
+from ebmlab import ConfigError, DataError, SamplingWarning
+from ebmlab.energies.base import Energy
+from ebmlab.energies.conditional import BoundContext, ConditionalMLPEnergy
+from ebmlab.objectives.denoising_score_matching import DenoisingScoreMatching
+from ebmlab.objectives.energy_discrepancy import EnergyDiscrepancy
+from ebmlab.objectives.nce import NoiseContrastiveEstimation
+from ebmlab.sbi import NLE, NPE, get_task
+from ebmlab.sbi.posterior import sample_batched
+from ebmlab.samplers import sample
+
+
+def gen(k):
+    return torch.Generator().manual_seed(k)
+
+
+class ShiftedQuadratic(Energy):
+    """U(x | c) = ½ a |x − c|² (conditional) — or ½ a |x|² when called without context."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(1.3))
+
+    def forward(self, x, context=None):
+        c = 0.0 if context is None else context
+        return 0.5 * self.a * (x - c).pow(2).sum(1)
+
+
+@pytest.mark.parametrize("objective", [EnergyDiscrepancy(t=0.5, m=3), DenoisingScoreMatching(sigma=0.3)])
+def test_context_is_passed_through_ed_and_dsm_exactly(objective):
+    # translation invariance: the loss of U(x | c) on (x, c) equals the loss of U(x) on x − c, with the same noise
+    x = torch.randn(64, 2, generator=gen(1))
+    c = torch.randn(64, 2, generator=gen(2))
+    e = ShiftedQuadratic()
+    with_ctx = objective(e, x, generator=gen(3), context=c).loss
+    shifted = objective(e, x - c, generator=gen(3)).loss
+    assert torch.allclose(with_ctx, shifted, atol=1e-5)
+    with_ctx.backward()
+    assert e.a.grad is not None and torch.isfinite(e.a.grad)
+
+
+def test_context_reaches_the_energy_in_nce():
+    x = torch.randn(64, 2, generator=gen(4))
+    c = torch.randn(64, 2, generator=gen(5))
+    e = ShiftedQuadratic()
+    nce = NoiseContrastiveEstimation(log_z_init=0.0)
+    a = nce(e, x, generator=gen(6), context=c).loss
+    b = nce(e, x, generator=gen(6), context=torch.zeros_like(c)).loss
+    assert torch.isfinite(a) and not torch.allclose(a, b)
+
+
+def test_conditional_mlp_and_bound_context_work_with_the_samplers():
+    with torch.random.fork_rng(devices=[]):
+        net = ConditionalMLPEnergy(2, 3, hidden=(16,))
+    from ebmlab._core.random import init_parameters_
+    init_parameters_(net, gen(7))
+    x = torch.randn(5, 2, generator=gen(8))
+    c = torch.randn(5, 3, generator=gen(9))
+    bound = BoundContext(net, c)
+    assert torch.allclose(bound(x), net(x, context=c))
+    draws, info = sample(bound, "mala", x, 10, burn_in=5, generator=gen(10), adapt="per_chain")
+    assert draws.shape == (10, 5, 2) and torch.isfinite(draws).all()
+    with pytest.raises(ConfigError, match="conditional energy"):
+        net(x)
+    with pytest.raises(DataError, match="context must have shape"):
+        net(x, context=torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("cls", [NLE, NPE])
+def test_estimators_learn_the_gaussian_linear_posterior_mean(cls):
+    """Closed form p(θ | x_o) = N(x_o / 2, 0.05 I); an untrained or wrong model sits at the prior mean 0."""
+    task = get_task("gaussian_linear")
+    th = task.sample_prior(3000, generator=gen(11))
+    x = task.simulate(th, generator=gen(12))
+    est = cls(objective="ed", hidden=(64, 64), steps=400, random_state=0).fit(th, x, prior=task)
+    x_o = torch.stack([task.observation(1), task.observation(2)])
+    post, info = est.sample_posterior(x_o, 400, generator=gen(13), chains_per_observation=40, burn_in=150, thin=2,
+                                      return_info=True, warn=False)
+    assert post.shape == (2, 400, 10) and len(info.per_observation) == 2
+    err = (post.double().mean(1) - x_o / 2).abs()
+    prior_err = (x_o / 2).abs()
+    assert float(err.mean()) < 0.5 * float(prior_err.mean())
+
+
+def test_sample_posterior_shapes_support_and_bad_input():
+    task = get_task("two_moons")
+    th = task.sample_prior(500, generator=gen(14))
+    x = task.simulate(th, generator=gen(15))
+    est = NLE(hidden=(16, 16), steps=30, random_state=0)
+    with pytest.raises(ConfigError, match="not fitted"):
+        est.sample_posterior(task.observation(1), 10)
+    est.fit(th, x, prior=task)
+    one = est.sample_posterior(task.observation(1), 50, generator=gen(16), chains_per_observation=10, burn_in=20,
+                               warn=False)
+    assert one.shape == (50, 2) and task.support.contains(one.double()).all()
+    auto, info = est.sample_posterior(torch.stack([task.observation(1), task.observation(2)]), 40, generator=gen(19),
+                                      chains_per_observation=10, burn_in=20, sampler="auto", advise_budget=400,
+                                      return_info=True, warn=False)
+    assert auto.shape == (2, 40, 2) and info.advice is not None and len(info.advice.ranking) == 4
+    assert info.sampler == info.advice.ranking[0].kwargs["name"]
+    with pytest.raises(DataError, match=r"x_o must have shape \[2\]"):
+        est.sample_posterior(torch.zeros(3), 10)
+    with pytest.raises(DataError, match="outside the prior support"):
+        NLE(steps=1).fit(th + 5.0, x, prior=task)
+
+
+def test_a_stuck_observation_is_named_in_a_warning():
+    # observation label 8 has curvature 1e6: with one burn-in step its chains keep the initial step size and stick
+    def potential(phi, x):
+        return 0.5 * x[:, 0] * phi.pow(2).sum(1)
+
+    x_obs = torch.tensor([[1.0], [1e6]])
+    propose = lambda n: (torch.randn(n, 2, generator=gen(17)), torch.zeros(n))
+    with pytest.warns(SamplingWarning, match="observation 8") as rec:
+        theta, info = sample_batched(potential, x_obs, 100, dim=2, propose=propose, to_theta=lambda p: p,
+                                     sampler="mala", chains_per_observation=10, burn_in=1, thin=1, init="prior",
+                                     generator=gen(18), labels=[7, 8])
+    assert any("observation 8: " in str(w.message) and "10 of 10 chains stuck" in str(w.message) for w in rec)
+    assert info.per_observation[1].stuck_chains > 0 and info.per_observation[0].stuck_chains == 0
+    assert theta.shape == (2, 100, 2)
