@@ -367,15 +367,9 @@ class JEM:
     @classmethod
     def load(cls, path) -> "JEM":
         """Load a model written by :meth:`save`."""
-        from ..train.checkpoint import load_checkpoint
+        from ..train.checkpoint import load_model_file
 
-        path = Path(path)
-        file = path / MODEL_FILE if path.is_dir() else path
-        if not file.exists():
-            raise DataError(f"no JEM model at {path}: expected {MODEL_FILE} written by JEM.save")
-        groups, meta = load_checkpoint(file)
-        if "jem" not in meta:
-            raise DataError(f"{file} is not a JEM model (no 'jem' configuration in its metadata)")
+        file, groups, meta = load_model_file(path, MODEL_FILE, "jem", "JEM")
         model = cls(**meta["jem"])
         classes = np.asarray(meta["classes"])
         with torch.random.fork_rng(devices=[]):

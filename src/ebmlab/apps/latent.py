@@ -241,15 +241,9 @@ class LatentEBM:
 
     @classmethod
     def load(cls, path) -> "LatentEBM":
-        from ..train.checkpoint import load_checkpoint
+        from ..train.checkpoint import load_model_file
 
-        path = Path(path)
-        file = path / MODEL_FILE if path.is_dir() else path
-        if not file.exists():
-            raise DataError(f"no latent EBM at {path}: expected {MODEL_FILE} written by LatentEBM.save")
-        groups, meta = load_checkpoint(file)
-        if "latent_ebm" not in meta:
-            raise DataError(f"{file} is not a LatentEBM model")
+        file, groups, meta = load_model_file(path, MODEL_FILE, "latent_ebm", "LatentEBM")
         model = cls(**meta["latent_ebm"])
         vae, energy = model._build(meta["image_shape"], 0)
         vae.load_state_dict(groups["vae"])

@@ -363,15 +363,9 @@ class GEBM:
     @classmethod
     def load(cls, path) -> "GEBM":
         """Load a model written by :meth:`save` (a directory holding ``gebm.safetensors``)."""
-        from ..train.checkpoint import load_checkpoint
+        from ..train.checkpoint import load_model_file
 
-        path = Path(path)
-        file = path / GEBM_FILE if path.is_dir() else path
-        if not file.exists():
-            raise DataError(f"no GEBM at {path}: expected a directory written by GEBM.save (with {GEBM_FILE})")
-        groups, meta = load_checkpoint(file)
-        if "gebm" not in meta:
-            raise DataError(f"{file} is not a GEBM file (no 'gebm' configuration in its metadata)")
+        file, groups, meta = load_model_file(path, GEBM_FILE, "gebm", "GEBM")
         model = cls(**meta["gebm"])
         shape = tuple(int(s) for s in meta["data_shape"])
         k = int(meta["latent_dim"])

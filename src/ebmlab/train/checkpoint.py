@@ -112,6 +112,20 @@ def load_checkpoint(path) -> Tuple[Dict[str, Dict[str, torch.Tensor]], Dict[str,
 
 # --- optimizer state (tensors to safetensors, the rest to JSON) ---------------------------------------------
 
+def load_model_file(path, file_name: str, key: str, kind: str) -> Tuple[Path, Dict[str, Dict[str, torch.Tensor]], Dict[str, Any]]:
+    """``(file, groups, meta)`` of a model written by a facade's ``save``: ``path`` is the directory holding
+    ``file_name`` or the file itself; ``meta`` must hold the facade's configuration under ``key``.  One-line
+    :class:`DataError` when the file is missing or belongs to another kind of model (``kind`` names it)."""
+    path = Path(path)
+    file = path / file_name if path.is_dir() else path
+    if not file.exists():
+        raise DataError(f"no {kind} model at {path}: expected {file_name} written by {kind}.save")
+    groups, meta = load_checkpoint(file)
+    if key not in meta:
+        raise DataError(f"{file} is not a {kind} model (no {key!r} configuration in its metadata)")
+    return file, groups, meta
+
+
 def optimizer_state_to_tensors(opt: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     sd = opt.state_dict()
     tensors: Dict[str, torch.Tensor] = {}
