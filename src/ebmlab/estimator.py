@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ._core.errors import ConfigError, DataError
+from ._core.params import ParamsMixin
 from ._core.random import fresh_seed, init_parameters_
 from ._core.validation import check_data, check_int, check_positive
 from .energies.base import Energy
@@ -114,7 +115,7 @@ def _registered_energy_name(energy: Energy) -> Optional[str]:
     return None
 
 
-class EnergyModel:
+class EnergyModel(ParamsMixin):
     r"""An energy-based model p(x) = exp(-U(x)) / Z learned from data, with scikit-learn's conventions.
 
     Parameters (keyword-only)
@@ -213,44 +214,6 @@ class EnergyModel:
         self.sample_steps = sample_steps
         self.random_state = random_state
         self.device = device
-
-    # -- sklearn-style parameter access ------------------------------------------------------------------------
-    @classmethod
-    def parameter_names(cls) -> List[str]:
-        """The constructor's parameters, in order: the one list of this model's options."""
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
-
-    def get_params(self, deep: bool = True) -> Dict[str, Any]:
-        """The constructor parameters; with ``deep``, also ``name__key`` for every parameter value that itself has
-        ``get_params`` (scikit-learn's definition)."""
-        out: Dict[str, Any] = {}
-        for k in self.parameter_names():
-            v = getattr(self, k)
-            if deep and hasattr(v, "get_params") and not isinstance(v, type):
-                out.update((f"{k}__{sk}", sv) for sk, sv in v.get_params().items())
-            out[k] = v
-        return out
-
-    def set_params(self, **params: Any) -> "EnergyModel":
-        """Set constructor parameters (``name__key`` sets ``key`` of an estimator-valued parameter)."""
-        names = self.parameter_names()
-        nested: Dict[str, Dict[str, Any]] = {}
-        for k, v in params.items():
-            head, sep, sub = k.partition("__")
-            if head not in names:
-                raise ConfigError(f"unknown parameter {head!r}; valid parameters are: {', '.join(names)}")
-            if sep:
-                if not hasattr(getattr(self, head), "set_params"):
-                    raise ConfigError(f"parameter {head!r} has no nested parameters (cannot set {k!r})")
-                nested.setdefault(head, {})[sub] = v
-            else:
-                setattr(self, k, v)
-        for head, sub in nested.items():
-            getattr(self, head).set_params(**sub)
-        return self
-
-    def __repr__(self) -> str:
-        return f"EnergyModel({', '.join(f'{k}={getattr(self, k)!r}' for k in self.parameter_names())})"
 
     # -- building ------------------------------------------------------------------------------------------------
     def _build_sampler(self) -> samplers_base.Sampler:

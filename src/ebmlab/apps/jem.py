@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .._core.errors import ConfigError, DataError, TrainingDivergedError
+from .._core.params import ParamsMixin
 from .._core.random import fresh_seed, init_parameters_
 from .._core.validation import check_int, check_positive, check_probability
 from ..energies.conv import ClassConditionalEnergy, ClassifierEnergy, ConvClassifier, ScaledEnergy
@@ -146,7 +147,7 @@ def _as_images(X, name: str = "X") -> torch.Tensor:
     return x.float()
 
 
-class JEM:
+class JEM(ParamsMixin):
     """Joint energy-based model of images and labels (Grathwohl et al. 2020), scikit-learn style.
 
     The constructor only stores parameters; :meth:`fit` validates them and trains a
@@ -200,29 +201,11 @@ class JEM:
         self.watchdog = watchdog
         self.sample_steps, self.device, self.random_state = sample_steps, device, random_state
 
-    _PARAMS = ("channels", "hidden", "activation", "steps", "batch_size", "lr", "weight_decay", "grad_clip",
-               "px_weight", "energy_reg", "sgld_steps", "sgld_step_size", "sgld_noise", "buffer_size", "reinit_prob",
-               "energy_limit", "watchdog", "sample_steps", "device", "random_state")
-
-    def get_params(self, deep: bool = True) -> Dict[str, Any]:
-        return {k: getattr(self, k) for k in self._PARAMS}
-
     def _json_params(self) -> Dict[str, Any]:
-        p = self.get_params()
+        p = self.get_params(deep=False)
         if not isinstance(p["watchdog"], (bool, type(None), str)):
             p["watchdog"] = True  # a Watchdog object is saved as "on" (its settings are not needed to use the model)
         return p
-
-    def set_params(self, **params: Any) -> "JEM":
-        bad = sorted(set(params) - set(self._PARAMS))
-        if bad:
-            raise ConfigError(f"JEM has no parameter {', '.join(map(repr, bad))}; valid: {', '.join(self._PARAMS)}")
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        return "JEM(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._PARAMS) + ")"
 
     # -- fitting -------------------------------------------------------------------------------------------------
     def _build_net(self, image_shape, n_classes: int, seed: int) -> ConvClassifier:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .._core.errors import ConfigError, DataError
+from .._core.params import ParamsMixin
 from .._core.random import fresh_seed, init_parameters_
 from .._core.validation import check_int, check_positive
 from ..energies.base import Energy
@@ -96,7 +97,7 @@ class TiltedGaussianEnergy(Energy):
         return 0.5 * z.pow(2).sum(1) + self.f(z).squeeze(-1)
 
 
-class LatentEBM:
+class LatentEBM(ParamsMixin):
     """VAE + energy-discrepancy-trained latent prior (module docstring), scikit-learn style.
 
     Parameters
@@ -113,9 +114,6 @@ class LatentEBM:
     random_state : int or None
     """
 
-    _PARAMS = ("latent_dim", "hidden", "kl_weight", "vae_steps", "ebm_steps", "batch_size", "lr", "energy_hidden", "ed_m", "ed_w",
-               "ed_t", "sample_steps", "device", "random_state")
-
     def __init__(self, *, latent_dim: int = 8, hidden: int = 256, kl_weight: float = 1.0, vae_steps: int = 3000, ebm_steps: int = 2000,
                  batch_size: int = 128, lr: float = 1e-3, energy_hidden: Sequence[int] = (128, 128), ed_m: int = 16,
                  ed_w: float = 1.0, ed_t: Optional[float] = 0.1, sample_steps: int = 400, device: str = "cpu",
@@ -125,12 +123,6 @@ class LatentEBM:
         self.batch_size, self.lr, self.energy_hidden = batch_size, lr, energy_hidden
         self.ed_m, self.ed_w, self.ed_t, self.sample_steps = ed_m, ed_w, ed_t, sample_steps
         self.device, self.random_state = device, random_state
-
-    def get_params(self, deep: bool = True) -> Dict[str, Any]:
-        return {k: getattr(self, k) for k in self._PARAMS}
-
-    def __repr__(self) -> str:
-        return "LatentEBM(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._PARAMS) + ")"
 
     def _build(self, image_shape, seed: int):
         with torch.random.fork_rng(devices=[]):
