@@ -47,12 +47,16 @@ def image_grid(panels: Mapping[str, torch.Tensor], path, ncol: int = 10, title: 
 
 
 def reliability_diagram(models: Mapping[str, tuple], path, n_bins: int = 15) -> Path:
-    """Accuracy against confidence per bin for each model (name -> (proba [n, K], labels [n], ece))."""
+    """Accuracy against confidence per bin for each model (name -> (proba [n, K], labels [n], ece)), with each
+    bin's number of points written at the foot of its bar and the bin's mean confidence marked."""
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.4), squeeze=False)
     for ax, (name, (proba, y, ece)) in zip(axes[0], models.items()):
         centres, acc, conf, cnt = reliability_bins(proba, y, n_bins)
         ok = cnt > 0
         ax.bar(centres[ok], acc[ok], width=1.0 / n_bins, edgecolor="k", alpha=0.7, label="accuracy")
+        ax.plot(conf[ok], acc[ok], "k.", ms=3, label="(mean confidence, accuracy)")
+        for c, a, k in zip(centres[ok], acc[ok], cnt[ok]):  # how many test points each bin holds
+            ax.text(c, 0.02, f"n={int(k)}", ha="center", va="bottom", fontsize=5, rotation=90)
         ax.plot([0, 1], [0, 1], "r--", lw=1, label="perfect calibration")
         ax.set_xlim(0, 1), ax.set_ylim(0, 1)
         ax.set_xlabel("confidence max p(y|x)"), ax.set_ylabel("accuracy")
