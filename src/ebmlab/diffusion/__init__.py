@@ -4,3 +4,6 @@ reverse-KL losses, and :class:`DiffusionSampler`."""
 from .sde import Paths, VPSchedule, kl_loss, log_variance_loss, log_standard_normal, simulate
 from .control import FourierControl
 from .sampler import DiffusionSampler, effective_sample_size_from_log_weights, log_z_from_log_weights
+
+__all__ = ["Paths", "VPSchedule", "kl_loss", "log_variance_loss", "log_standard_normal", "simulate", "FourierControl",
+           "DiffusionSampler", "effective_sample_size_from_log_weights", "log_z_from_log_weights"]

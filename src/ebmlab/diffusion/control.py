@@ -2,13 +2,17 @@ r"""The time-conditioned control network u_φ(x, t): a Fourier-feature MLP (Zhan
 sampler: a stochastic control approach for sampling", whose "Fourier MLP" embeds t by sinusoids).
 
     u_φ(x, t) = -σ(t) x + NN_φ([x, e(t)]) + g_φ(e(t)) ⊙ σ(t) clip(-∇U(x)),
+    or, with ``score_interpolation``,
+    u_φ(x, t) = σ(t) [(1 - t)(-x) + t clip(-∇U(x))] + NN_φ([x, e(t)]) + g_φ(e(t)) ⊙ σ(t) clip(-∇U(x)),
     e(t) = (sin 2π f_j t, cos 2π f_j t)_{j=1..m}, f_j = j,
 
 where σ(t) = √β̄ at that step and clip bounds each coordinate of the target score to [-score_clip, score_clip].
 The first term is the control of the stationary N(0, I) chain (the prior's score times σ), so at initialisation
 (last layers of NN and g set to zero) the generative chain leaves N(0, I) invariant; the last term is the
 "score-informed" part of Zhang & Chen (one extra ∇U evaluation per SDE step, switched off by
-``use_energy_grad=False``).
+``use_energy_grad=False``).  The interpolated form starts training from the linear interpolation of the prior's
+and the target's scores (the "lerp" control of Richter & Berner 2024's reference code, whose score gate starts at
+one), which matters for targets such as Neal's funnel whose mass lies far from N(0, I).
 """
 from __future__ import annotations
 
@@ -37,10 +41,11 @@ class FourierControl(nn.Module):
     """u_φ(x, t) of the module docstring; called as ``control(x, k, grad_u)`` by :func:`~ebmlab.diffusion.sde.simulate`."""
 
     def __init__(self, dim: int, schedule: VPSchedule, hidden: Sequence[int] = (64, 64), n_frequencies: int = 8,
-                 use_energy_grad: bool = True, score_clip: float = 100.0,
+                 use_energy_grad: bool = True, score_clip: float = 100.0, score_interpolation: bool = False,
                  generator: Optional[torch.Generator] = None):
         """Weights are drawn from ``generator`` (PyTorch's default law, :func:`init_parameters_`); the global RNG is
-        left untouched.  ``generator=None`` uses a generator seeded with 0."""
+        left untouched.  ``generator=None`` uses a generator seeded with 0.  ``score_interpolation=True`` (needs
+        ``use_energy_grad``) replaces -σ x by the interpolation σ[(1 - t)(-x) + t clip(-∇U)] (module docstring)."""
         super().__init__()
         self.dim = check_int("dim", dim)
         self.n_frequencies = check_int("n_frequencies", n_frequencies)
@@ -51,6 +56,11 @@ class FourierControl(nn.Module):
             raise ConfigError(f"use_energy_grad must be true or false, got {use_energy_grad!r}")
         self.uses_energy_grad = use_energy_grad
         self.score_clip = check_positive("score_clip", score_clip)
+        if not isinstance(score_interpolation, bool):
+            raise ConfigError(f"score_interpolation must be true or false, got {score_interpolation!r}")
+        if score_interpolation and not use_energy_grad:
+            raise ConfigError("score_interpolation=True needs use_energy_grad=True (it interpolates towards -∇U)")
+        self.score_interpolation = score_interpolation
         self.schedule = schedule
         emb = 2 * self.n_frequencies
         with torch.random.fork_rng(devices=[]):
@@ -76,15 +86,18 @@ class FourierControl(nn.Module):
         draws them)."""
         if isinstance(k, torch.Tensor) and k.ndim == 1:
             sig = self.schedule.sigma[k].to(dtype=x.dtype, device=x.device)[:, None]
+            t = self.schedule.t[k].to(dtype=x.dtype, device=x.device)[:, None]
             e = self.embed(k, x.dtype, x.device)
         else:
             sig = float(self.schedule.sigma[int(k)])
+            t = float(self.schedule.t[int(k)])
             e = self.embed(int(k), x.dtype, x.device).expand(x.shape[0], -1)
         h = torch.cat([x, e], dim=1)
-        u = -sig * x + self.net(h)
+        lam = t if self.score_interpolation else 0.0
+        u = -(1.0 - lam) * sig * x + self.net(h)
         if self.gate is not None:
             if grad_u is None:
                 raise ConfigError("FourierControl(use_energy_grad=True) needs grad_u = ∇U(x)")
             score = (-grad_u).clamp(-self.score_clip, self.score_clip)
-            u = u + self.gate(e) * sig * score
+            u = u + (lam + self.gate(e)) * sig * score
         return u

@@ -16,7 +16,6 @@ generators seeded with it) like :func:`ebmlab.fit`; the other methods take a ``g
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -89,6 +88,9 @@ class DiffusionSampler:
         Add the score-informed term g(t) ⊙ σ clip(-∇U(x)) (one ∇U per SDE step; default True).
     score_clip : float
         Coordinate-wise clip of -∇U in the control (default 100).
+    score_interpolation : bool
+        Start from the interpolation σ[(1 - t)(-x) + t clip(-∇U)] of the prior's and the target's scores instead of
+        the prior's alone (:class:`~ebmlab.diffusion.control.FourierControl`; default False).
     prior_std : float
         σ_p: the chain runs in z = x / σ_p on the target Ũ(z) = U(σ_p z) (log Z = log Z̃ + d log σ_p), i.e. the
         VP SDE whose stationary law and prior are N(0, σ_p² I) (default 1; larger for wide targets such as the
@@ -99,7 +101,8 @@ class DiffusionSampler:
 
     def __init__(self, energy, dim: int, *, sde_steps: int = 100, beta_min: float = 0.1, beta_max: float = 10.0,
                  hidden: Sequence[int] = (64, 64), n_frequencies: int = 8, use_energy_grad: bool = True,
-                 score_clip: float = 100.0, prior_std: float = 1.0, dtype: torch.dtype = torch.float32):
+                 score_clip: float = 100.0, score_interpolation: bool = False, prior_std: float = 1.0,
+                 dtype: torch.dtype = torch.float32):
         if not callable(energy):
             raise ConfigError(f"energy must be an Energy (a callable x -> U(x)), got {energy!r}")
         if dtype not in (torch.float32, torch.float64):
@@ -111,7 +114,8 @@ class DiffusionSampler:
         self._log_jacobian = self.dim * math.log(self.prior_std)
         self.schedule = VPSchedule(sde_steps, beta_min, beta_max)
         self.options = {"hidden": list(hidden) if not isinstance(hidden, int) else hidden,
-                        "n_frequencies": n_frequencies, "use_energy_grad": use_energy_grad, "score_clip": score_clip}
+                        "n_frequencies": n_frequencies, "use_energy_grad": use_energy_grad, "score_clip": score_clip,
+                        "score_interpolation": score_interpolation}
         FourierControl(self.dim, self.schedule, **self.options)  # validate the options now
         self.dtype = dtype
         self.control_: Optional[FourierControl] = None
