@@ -55,6 +55,31 @@ def test_bad_options():
         DiffEBM(2, optimizer="sgd")
     with pytest.raises(ConfigError, match="data has 3 columns"):
         DiffEBM(2).fit(torch.zeros(10, 3), steps=1)
+    with pytest.raises(ConfigError, match="optimizer_params 'dcoef' are not options of prodigy; allowed: .*d_coef"):
+        DiffEBM(2, optimizer="prodigy", optimizer_params={"dcoef": 0.1})
+    with pytest.raises(ConfigError, match="grad_clip"):
+        DiffEBM(2, grad_clip=0.0)
+
+
+def test_optimizer_params_and_grad_clip_reach_the_optimizer():
+    """Prodigy's options change the run (d0 is its initial step size, 1e-6 by default); a tiny grad_clip stops
+    the energy from moving."""
+    kw = dict(hidden=16, sde_steps=5, control_hidden=(16,))
+    base = DiffEBM(2, optimizer="prodigy", **kw).fit(DATA, steps=6, batch_size=32, seed=3)
+    small = DiffEBM(2, optimizer="prodigy", optimizer_params={"d0": 0.1, "safeguard_warmup": True},
+                    **kw).fit(DATA, steps=6, batch_size=32, seed=3)
+    assert base.history_["ebm_loss"][0] == small.history_["ebm_loss"][0]  # same start, same first batch
+    assert base.history_["ebm_loss"][-1] != small.history_["ebm_loss"][-1]
+    # fit builds the energy first from Generator().manual_seed(seed): the same initial weights as here
+    init = PointwiseConvEnergy(2, hidden=16, generator=torch.Generator().manual_seed(3)).state_dict()
+
+    def moved(model):
+        return max(float((v - init[k]).abs().max()) for k, v in model.energy_.state_dict().items())
+
+    adam = DiffEBM(2, **kw).fit(DATA, steps=3, batch_size=32, seed=3)
+    clipped = DiffEBM(2, grad_clip=1e-14, **kw).fit(DATA, steps=3, batch_size=32, seed=3)
+    assert moved(adam) > 5e-4  # Adam steps of size ~lr = 1e-3
+    assert moved(clipped) < 1e-6  # gradient norm 1e-14: Adam's step is ~lr * 1e-14 / eps(1e-8)
 
 
 def test_train_run_writes_a_run_directory(tmp_path):
@@ -74,3 +99,14 @@ def test_train_run_writes_a_run_directory(tmp_path):
         train_diffebm_run(bad, out=tmp_path / "run2")
     with pytest.raises(ConfigError, match="does not use objective"):
         train_diffebm_run(dict(cfg, objective="dsm"), out=tmp_path / "run3")
+
+
+def test_divergence_is_an_error_naming_the_iteration():
+    """An absurd learning rate blows the energy up after the first update: the next iteration's path weights or
+    loss are not finite, and fit stops with TrainingDivergedError instead of returning a broken model."""
+    from ebmlab import TrainingDivergedError
+
+    model = DiffEBM(2, hidden=16, sde_steps=5, control_hidden=(16,), lr=1e4)
+    with pytest.raises(TrainingDivergedError, match=r"DiffEBM diverged at iteration \d+: "):
+        model.fit(DATA, steps=60, batch_size=32, seed=3)
+    assert not hasattr(model, "energy_")

@@ -18,11 +18,13 @@ SUITES: Dict[str, str] = {
     "ergm": "ebmlab.bench.ergm:run_ergm_bench",
     "gebm": "ebmlab.bench.gebm:run_gebm_bench",
     "sbi": "ebmlab.bench.sbi:run_sbi_bench",
+    "diffusion-samplers": "ebmlab.bench.diffusion_samplers:run_diffusion_sampler_bench",
+    "diffebm": "ebmlab.bench.diffebm:run_diffebm_bench",
 }
 
 
-def run_bench(suite: str, out: Path, quick: bool = False) -> Dict[str, Any]:
-    """Run one suite by name, writing into ``out``."""
+def run_bench(suite: str, out: Path, quick: bool = False, **options: Any) -> Dict[str, Any]:
+    """Run one suite by name, writing into ``out``; ``options`` are suite-specific keywords (``full`` of diffebm)."""
     import importlib
 
     if suite not in SUITES:
@@ -30,4 +32,4 @@ def run_bench(suite: str, out: Path, quick: bool = False) -> Dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     module, _, attr = SUITES[suite].partition(":")
-    return getattr(importlib.import_module(module), attr)(out, quick=quick)
+    return getattr(importlib.import_module(module), attr)(out, quick=quick, **options)
