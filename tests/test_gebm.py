@@ -153,3 +153,96 @@ def test_cli_rejects_unknown_model_params(tmp_path, capsys):
                "--out", str(tmp_path / "r")])
     assert rc == 2
     assert "unknown model_params ['foo'] for --model gebm" in capsys.readouterr().err
+
+
+def test_bench_gebm_tiny_run_writes_tables(tmp_path):
+    """The benchmark suite end to end at toy sizes: every method per (set, seed), the paired-wins table, JSON."""
+    import json
+
+    from ebmlab.bench.gebm import run_gebm_bench
+
+    res = run_gebm_bench(tmp_path, quick=True, settings={"seeds": [0, 1], "steps": 3, "final_energy_steps": 3,
+                                                          "n": 40, "sample_steps": 4, "sets": ("8gaussians",)})
+    assert [f.name for f in res["files"]] == ["gebm.md", "gebm.json", "gebm_panels.png"]
+    assert all(f.exists() and f.stat().st_size > 0 for f in res["files"])
+    data = json.loads((tmp_path / "gebm.json").read_text())
+    assert data["complete"] and [(r["data"], r["seed"]) for r in data["rows"]] == [("8gaussians", 0), ("8gaussians", 1)]
+    expected = {"data_floor", "generator", "latent_mala", "latent_ula", "latent_hmc", "latent_kinetic_langevin",
+                "latent_mala_beta100", "pcd_ebm_equal_time"}
+    for r in data["rows"]:
+        assert set(r["methods"]) == expected and r["n"] == 40
+        for m in ("data_floor", "generator", "latent_mala", "latent_ula"):
+            assert r["methods"][m]["finite"] and r["methods"][m]["sinkhorn"] >= 0
+    gen = res["sinkhorn"]["8gaussians"]["generator"]
+    assert gen["n"] == 2 and gen["mean"] == pytest.approx(
+        sum(r["methods"]["generator"]["sinkhorn"] for r in data["rows"]) / 2)
+    md = (tmp_path / "gebm.md").read_text()
+    assert "Seeds [0, 1]" in md and "| 8gaussians | sinkhorn |" in md and "/2 |" in md
+    with pytest.raises(ConfigError, match="unknown bench gebm settings"):
+        run_gebm_bench(tmp_path, quick=True, settings={"sample_stepz": 3})
+
+
+def test_generator_loss_is_self_normalised_reweighted_pathwise_gradient():
+    """d/dx_j of the generator loss = w_j ∇E(x_j), w = softmax(−E(x)) (weights sum to one; a shift of E is a no-op)."""
+    from ebmlab.objectives.kale import KALEObjective
+
+    energy, _, _, _ = _linear_case(1.0)
+    g = torch.Generator().manual_seed(3)
+    x = (2.0 * torch.randn(50, 3, generator=g, dtype=torch.float64)).requires_grad_(True)
+    loss = KALEObjective.generator_loss(energy, x)
+    (grad,) = torch.autograd.grad(loss, x)
+    e = energy(x).detach()
+    w = torch.softmax(-e, 0)
+    expected = w[:, None] * ((x.detach() - energy.m) @ energy.P)
+    assert torch.allclose(grad, expected, rtol=1e-10, atol=1e-12)
+    assert float(loss) == pytest.approx(-(torch.logsumexp(-e, 0) - math.log(50)).item(), rel=1e-12)
+
+
+def test_bench_gebm_reports_a_diverged_seed_and_scores_the_others(tmp_path, monkeypatch):
+    from ebmlab import TrainingDivergedError
+    from ebmlab.bench.gebm import run_gebm_bench
+
+    real_fit = GEBM.fit
+
+    def fit(self, X, *args, **kwargs):
+        if self.random_state == 1:
+            raise TrainingDivergedError("GEBM training diverged at step 7: energy loss nan")
+        return real_fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(GEBM, "fit", fit)
+    res = run_gebm_bench(tmp_path, quick=True, settings={"seeds": [0, 1], "steps": 3, "final_energy_steps": 3,
+                                                          "n": 40, "sample_steps": 4, "sets": ("2spirals",)})
+    assert res["sinkhorn"]["2spirals"]["generator"]["n"] == 1
+    md = (tmp_path / "gebm.md").read_text()
+    assert "| 2spirals | 1/2 (diverged: seed [1]) |" in md and "2spirals seed 1: training diverged" in md
+    assert "| 2spirals | sinkhorn | " in md and "/1 |" in md
+
+
+def test_energy_step_sets_c_to_the_batch_maximiser_of_the_kale_bound():
+    """ĉ = log mean exp(−E(B(z))) maximises the batch bound F(c) = −mean(E(x) + c) − mean exp(−E(B(z)) − c) + 1
+    (concave in c): dF/dc = 0 at ĉ, F(ĉ) ≥ F on a grid, and the energy loss uses ĉ with the envelope gradient."""
+    from ebmlab.objectives.kale import KALEObjective
+
+    energy, _, _, _ = _linear_case(1.0)
+    energy.m = energy.m.clone().requires_grad_(True)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    fake = 2.0 * torch.randn(80, 3, generator=g, dtype=torch.float64) + 1.0
+    e_real, e_fake = energy(x).detach(), energy(fake).detach()
+    c_hat = KALEObjective.optimal_log_partition(e_fake)
+    assert float(c_hat) == pytest.approx(math.log(torch.exp(-e_fake).mean().item()), rel=1e-12)
+    c = c_hat.clone().requires_grad_(True)
+    (dc,) = torch.autograd.grad(KALEObjective.bound(e_real, e_fake, c), c)
+    assert abs(float(dc)) < 1e-8
+    best = float(KALEObjective.bound(e_real, e_fake, c_hat))
+    grid = c_hat + torch.linspace(-3.0, 3.0, 601, dtype=torch.float64)
+    values = torch.stack([KALEObjective.bound(e_real, e_fake, v) for v in grid])
+    assert float(values.max()) <= best + 1e-12 and float(values.min()) < best - 0.1
+    assert best == pytest.approx(-(e_real.mean() + c_hat).item(), rel=1e-12)  # F(ĉ) = −mean E(x) − ĉ
+    loss, stats = KALEObjective(gradient_penalty=0.0).energy_loss(energy, x, fake)
+    assert stats["log_partition"] == pytest.approx(float(c_hat), rel=1e-12)
+    assert stats["kale_bound"] == pytest.approx(best, rel=1e-12)
+    (grad,) = torch.autograd.grad(loss, energy.m)
+    profiled = energy(x).mean() + torch.logsumexp(-energy(fake), 0) - math.log(80)  # −max_c F, c not detached
+    (expected,) = torch.autograd.grad(profiled, energy.m)
+    assert torch.allclose(grad, expected, rtol=1e-10, atol=1e-12)

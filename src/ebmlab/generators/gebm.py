@@ -2,9 +2,10 @@ r"""``GEBM``: a generalized energy-based model, fitted with the KALE objective a
 (Arbel, Zhou & Gretton 2021, "Generalized Energy Based Models", ICLR).
 
 Q_{B,E}(dx) ∝ exp(−E(x)) B#η(dx) with η = N(0, I_k) and a generator (base) B: R^k -> data space.  ``fit``
-alternates ``n_energy_steps`` updates of (E, c) with one update of B (:class:`~ebmlab.objectives.kale.KALEObjective`),
-``sample`` draws z from ν_β(z) ∝ η(z) exp(−β E(B(z))) with an ebmlab sampler and returns B(z)
-(:mod:`ebmlab.generators.posterior`), ``sample_generator`` returns B(z), z ~ η (the base alone).
+alternates ``n_energy_steps`` updates of E (c set to its batch maximiser each time) with one update of B
+(:class:`~ebmlab.objectives.kale.KALEObjective`), ``sample`` draws z from ν_β(z) ∝ η(z) exp(−β E(B(z))) with an
+ebmlab sampler and returns B(z) (:mod:`ebmlab.generators.posterior`), ``sample_generator`` returns B(z), z ~ η
+(the base alone).
 
 Conventions are :class:`ebmlab.EnergyModel`'s: keyword-only constructor that only stores its parameters,
 validation in ``fit``, fitted state ending in ``_``, ``fit -> self``, ``random_state`` for randomness (an integer
@@ -58,13 +59,14 @@ class GEBM:
     steps : int
         Generator updates; each follows ``n_energy_steps`` energy updates.
     n_energy_steps : int
-        Energy (and c) updates per generator update (default 5, as in the paper).
+        Energy updates per generator update (default 5, as in the paper); before each, c is set to its exact
+        batch maximiser log mean exp(−E(B(z))) (:mod:`ebmlab.objectives.kale`).
     final_energy_steps : int
-        Energy (and c) updates after the last generator update, with the generator fixed (default 500): the
+        Energy updates after the last generator update, with the generator fixed (default 500): the
         alternating game leaves E adapted to an earlier B; these steps move E + c toward the maximiser of the
         KALE bound for the final B, which is the E that the model Q_{B,E} ∝ exp(−E) B#η needs.
     batch_size, lr, generator_lr :
-        Mini-batch size; Adam learning rates of (E, c) and of B (``generator_lr`` None: ``lr``).
+        Mini-batch size; Adam learning rates of E and of B (``generator_lr`` None: ``lr``).
     gradient_penalty : float
         γ of the energy's gradient penalty.
     sampler, sample_steps, temperature :
@@ -74,10 +76,11 @@ class GEBM:
 
     Attributes (after fit)
     ----------------------
-    energy_, generator_ : the trained networks (eval mode); log_partition_ : float, c;
+    energy_, generator_ : the trained networks (eval mode); log_partition_ : float, c = log mean exp(−E(B(z)))
+    over 1024 fresh z ~ η after training (the log-partition of Q_{B,E} relative to B#η);
     data_shape_, latent_dim_, seed_, history_ (dict of per-step lists: ``kale_bound``, ``energy_loss``,
-    ``generator_loss``, ``log_partition``, ``wall_time``; ``final_kale_bound`` per final energy step;
-    ``wall_time_total``); last_sample_info_, last_sample_seed_.
+    ``generator_loss``, ``log_partition`` (the batch c of the last energy update), ``wall_time``;
+    ``final_kale_bound`` per final energy step; ``wall_time_total``); last_sample_info_, last_sample_seed_.
     """
 
     def __init__(self, *, data_shape: Union[None, int, Sequence[int]] = None, latent_dim: Optional[int] = None,
@@ -232,9 +235,8 @@ class GEBM:
         k = self._default_latent_dim(shape)
         energy, base = self._build(shape, k, g)
         energy, base, x = energy.to(dev), base.to(dev), x.to(dev)
-        log_partition = nn.Parameter(torch.zeros((), device=dev))
         objective = KALEObjective(self.gradient_penalty)
-        opt_e = torch.optim.Adam(list(energy.parameters()) + [log_partition], lr=self.lr, betas=(0.5, 0.9))
+        opt_e = torch.optim.Adam(energy.parameters(), lr=self.lr, betas=(0.5, 0.9))
         opt_b = torch.optim.Adam(base.parameters(), lr=self.generator_lr or self.lr, betas=(0.5, 0.9))
         gd = torch.Generator(device=dev).manual_seed(seed + 1)
         n, bs = x.shape[0], int(self.batch_size)
@@ -247,7 +249,7 @@ class GEBM:
             xb = x[torch.randint(0, n, (bs,), generator=gd, device=dev)]
             with torch.no_grad():
                 fake = base(torch.randn((bs, k), generator=gd, device=dev))
-            loss, st = objective.energy_loss(energy, log_partition, xb, fake, generator=gd)
+            loss, st = objective.energy_loss(energy, xb, fake, generator=gd)
             opt_e.zero_grad(set_to_none=True)
             loss.backward()
             opt_e.step()
@@ -257,7 +259,7 @@ class GEBM:
             for _ in range(int(self.n_energy_steps)):
                 loss_e, stats = energy_update()
             fake = base(torch.randn((bs, k), generator=gd, device=dev))
-            loss_b = objective.generator_loss(energy, log_partition, fake)
+            loss_b = objective.generator_loss(energy, fake)
             opt_b.zero_grad(set_to_none=True)
             loss_b.backward()
             opt_b.step()
@@ -268,7 +270,7 @@ class GEBM:
             hist["kale_bound"].append(stats["kale_bound"])
             hist["energy_loss"].append(le)
             hist["generator_loss"].append(lb)
-            hist["log_partition"].append(float(log_partition.detach()))
+            hist["log_partition"].append(stats["log_partition"])
             hist["wall_time"].append(time.perf_counter() - t0)
             for cb in callbacks:
                 cb(step=step, model=self, stats={"energy_loss": le, "generator_loss": lb, **stats})
@@ -288,7 +290,11 @@ class GEBM:
             p.requires_grad_(False)
         hist["wall_time_total"] = time.perf_counter() - t0
         self.energy_, self.generator_ = energy, base
-        self.log_partition_ = float(log_partition.detach())
+        with torch.no_grad():
+            fake = base(torch.randn((1024, k), generator=gd, device=dev))
+            self.log_partition_ = float(objective.optimal_log_partition(energy(fake)))
+        if not math.isfinite(self.log_partition_):
+            raise TrainingDivergedError(f"GEBM training diverged: log mean exp(-E(B(z))) = {self.log_partition_}")
         self.data_shape_, self.latent_dim_, self.seed_ = shape, k, seed
         self.history_ = hist
         return self
