@@ -4,8 +4,9 @@ import pytest
 
 from ebmlab import ConfigError, EnergyModel
 from ebmlab.apps import JEM, LatentEBM
+from ebmlab.generators import GEBM
 
-FACADES = [EnergyModel, JEM, LatentEBM]
+FACADES = [EnergyModel, JEM, LatentEBM, GEBM]
 
 
 @pytest.mark.parametrize("cls", FACADES, ids=lambda c: c.__name__)

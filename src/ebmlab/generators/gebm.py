@@ -13,7 +13,6 @@ repeats draws exactly; None draws a fresh seed, recorded in ``seed_`` / ``last_s
 """
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from .._core.errors import ConfigError, DataError, TrainingDivergedError
+from .._core.params import ParamsMixin
 from .._core.random import fresh_seed, init_parameters_
 from .._core.validation import check_data, check_int, check_positive
 from ..energies.base import Energy
@@ -40,7 +40,7 @@ def _check_seed(name: str, value: Any) -> int:
     return int(value)
 
 
-class GEBM:
+class GEBM(ParamsMixin):
     """Generalized energy-based model (module docstring).
 
     Parameters
@@ -109,24 +109,6 @@ class GEBM:
         self.temperature = temperature
         self.random_state = random_state
         self.device = device
-
-    @classmethod
-    def parameter_names(cls) -> List[str]:
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY]
-
-    def get_params(self, deep: bool = True) -> Dict[str, Any]:
-        return {k: getattr(self, k) for k in self.parameter_names()}
-
-    def set_params(self, **params: Any) -> "GEBM":
-        names = self.parameter_names()
-        for k, v in params.items():
-            if k not in names:
-                raise ConfigError(f"unknown parameter {k!r}; valid parameters are: {', '.join(names)}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        return f"GEBM({', '.join(f'{k}={getattr(self, k)!r}' for k in self.parameter_names())})"
 
     # -- validation and building ----------------------------------------------------------------------------------
     def _validate(self) -> None:
