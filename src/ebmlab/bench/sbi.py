@@ -29,10 +29,14 @@ def published_value(task, method: str, n_sims: int) -> Optional[float]:
 
 
 def run_case(task_name: str, n_sims: int, *, estimator: str = "nle", objective: str = "ed",
-             observations: Sequence[int] = tuple(range(1, 11)), n_samples: int = 10_000, steps: int = 4000,
+             observations: Sequence[int] = tuple(range(1, 11)), n_samples: int = 10_000, steps: int = 30_000,
              seed: int = 0, sampler: str = "hmc", c2st_samples: Optional[int] = None, plot_dir: Optional[Path] = None,
-             hidden: Sequence[int] = (128, 128, 128)) -> Dict[str, Any]:
-    """Fit, sample all ``observations`` at once and score them; returns a JSON-ready dict."""
+             hidden: Sequence[int] = (128, 128, 128), objective_params: Optional[dict] = None,
+             sample_kwargs: Optional[dict] = None) -> Dict[str, Any]:
+    """Fit, sample all ``observations`` at once and score them; returns a JSON-ready dict. ``objective_params`` go to
+    the estimator, ``sample_kwargs`` to ``sample_posterior`` (``chains_per_observation``, ``n_proposals``, ...).
+    For a task with exact symmetries (two_moons' mirror-image crescents) the share of draws in the canonical mode
+    is reported for ours and for the reference (``mode_weight``, ``mode_weight_reference``)."""
     import torch
 
     from ..metrics.c2st import c2st
@@ -44,13 +48,15 @@ def run_case(task_name: str, n_sims: int, *, estimator: str = "nle", objective: 
     theta = task.sample_prior(int(n_sims), generator=g)
     x = task.simulate(theta, generator=g)
     t0 = time.perf_counter()
-    est = cls(objective=objective, steps=steps, random_state=seed, hidden=hidden).fit(theta, x, prior=task)
+    est = cls(objective=objective, steps=steps, random_state=seed, hidden=hidden,
+              objective_params=objective_params).fit(theta, x, prior=task)
     t_train = time.perf_counter() - t0
     x_o = torch.stack([task.observation(i) for i in observations])
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        post, info = est.sample_posterior(x_o, n_samples, generator=seed + 1, sampler=sampler, return_info=True)
+        post, info = est.sample_posterior(x_o, n_samples, generator=seed + 1, sampler=sampler, return_info=True,
+                                          **(sample_kwargs or {}))
     t_sample = time.perf_counter() - t0
     m = n_samples if c2st_samples is None else min(n_samples, c2st_samples)
     scores, refs = [], []
@@ -58,6 +64,12 @@ def run_case(task_name: str, n_sims: int, *, estimator: str = "nle", objective: 
         ref = task.reference_posterior(i, n_samples, generator=10_000 + i)
         refs.append(ref)
         scores.append(c2st(post[j, :m], ref[:m].float(), generator=1))
+    def mode_weight(th):
+        th = th.double()
+        return float((task.canonical(th) == th).all(-1).double().mean())
+
+    weights = [mode_weight(post[j]) for j in range(len(observations))] if task.symmetries else None
+    weights_ref = [mode_weight(r) for r in refs] if task.symmetries else None
     if plot_dir is not None:
         plot_dir = Path(plot_dir)
         plot_dir.mkdir(parents=True, exist_ok=True)
@@ -68,11 +80,18 @@ def run_case(task_name: str, n_sims: int, *, estimator: str = "nle", objective: 
     return {"task": task_name, "simulations": int(n_sims), "estimator": estimator, "objective": objective,
             "observations": list(observations), "c2st": scores, "c2st_mean": statistics.fmean(scores),
             "c2st_std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "train_s": t_train, "sample_s": t_sample,
-            "n_samples": n_samples, "c2st_samples": m, "steps": steps,
+            "n_samples": n_samples, "c2st_samples": m, "steps": steps, "objective_params": _jsonable(objective_params),
+            "hidden": list(hidden), "sample_kwargs": sample_kwargs or {}, "mode_weight": weights,
+            "mode_weight_reference": weights_ref,
             "rhat_max": [d.rhat_max for d in info.per_observation],
             "ess_bulk_min": [d.ess_bulk_min for d in info.per_observation],
             "warnings": [str(w.message) for w in caught],
             "published": {k: published_value(task, k, n_sims) for k in task.published}}
+
+
+def _jsonable(params):
+    return None if params is None else {k: (v if isinstance(v, (int, float, str, bool, list, tuple)) else repr(v))
+                                        for k, v in params.items()}
 
 
 def pair_plot(samples, reference, path: Path, title: str = "", max_points: int = 2000) -> Path:
@@ -164,8 +183,8 @@ def run_sbi_bench(out: Path, quick: bool = False) -> Dict[str, Any]:
         timing = batched_vs_separate(n_sims=1000, k=10, n_samples=1000, repeats=2, steps=200)
     else:
         cases = [(t, n, e, o) for t in task_names() for n in (1000, 10_000, 100_000) for e in ("nle", "npe")
-                 for o in ("ed", "nce", "dsm")]
-        kw = dict(n_samples=10_000, steps=4000, c2st_samples=10_000)
+                 for o in ("ed", "nce", "dsm", "pcd")]
+        kw = dict(n_samples=10_000, steps=30_000, c2st_samples=10_000)
         timing = batched_vs_separate(n_sims=10_000, k=10, n_samples=10_000, repeats=3)
     rows = [run_case(t, n, estimator=e, objective=o, plot_dir=out / "pairs", **kw) for t, n, e, o in cases]
     md = ["# ebmlab bench sbi" + (" (--quick)" if quick else ""), "",
