@@ -46,7 +46,7 @@ from .._core.errors import DataError, TrainingDivergedError
 from ..data import toy, toy_bounds, toy_density, toy_density_names
 from ..metrics.grid import grid_log_density
 from ..metrics.sinkhorn import sinkhorn
-from .objectives import _grid_samples, ema_decay
+from .objectives import _grid_samples, ema_decay, summarize
 
 DATASETS = ("8gaussians_unit", "grid", "swissroll", "checkerboard", "2spirals")
 BASELINES = ("pcd", "dsm", "deen")
@@ -132,15 +132,6 @@ def _methods(name: str):
     return METHODS + ((LONG_METHOD,) if name in LONG_DATASETS else ())
 
 
-def _mean_std(values: Sequence[float]) -> Dict[str, Any]:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    mean = sum(vals) / len(vals)
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else float("nan")
-    return {"mean": mean, "std": std, "n": len(vals)}
-
-
 def _num(x: Optional[float], digits: int = 3) -> str:
     return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -198,13 +189,13 @@ def run_diffebm_bench(out: Path, quick: bool = False, full: bool = False, *, siz
         pcd = [q["wall_time_s"] for q in rows if q["dataset"] == r["dataset"] and q["seed"] == r["seed"]
                and q["method"] == "pcd"]
         r["wall_ratio_to_pcd"] = r["wall_time_s"] / pcd[0] if pcd and pcd[0] > 0 else float("nan")
-    summary = {name: {m: {key: _mean_std([r[key] for r in rows if r["dataset"] == name and r["method"] == m])
+    summary = {name: {m: {key: summarize([r[key] for r in rows if r["dataset"] == name and r["method"] == m])
                           for key in ("sinkhorn", "sinkhorn_energy", "wall_time_s", "wall_ratio_to_pcd")}
                       | {"diverged": sum(1 for r in rows if r["dataset"] == name and r["method"] == m
                                          and r["diverged"])}
                       for m in _methods(name)}
                for name in cfg["datasets"]}
-    floors = {name: _mean_std([r["floor"] for r in rows if r["dataset"] == name and r["method"] == "pcd"])
+    floors = {name: summarize([r["floor"] for r in rows if r["dataset"] == name and r["method"] == "pcd"])
               for name in cfg["datasets"]}
     verdict = {}
     for name in ("grid", "8gaussians_unit"):

@@ -281,15 +281,24 @@ def _plot_failure(rows: List[Dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def summarize(values: Sequence[Optional[float]]) -> Dict[str, Any]:
+    """Mean, sample standard deviation (n − 1) and count of the finite values; ``None`` / NaN / inf (a diverged
+    run) are left out.  No finite value: mean and std NaN, n = 0; one value: std NaN."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
-        return "nan"
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
     mean = sum(vals) / len(vals)
-    if len(vals) == 1:
-        return f"{mean:.4g}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-    return f"{mean:.4g} ± {std:.2g}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else float("nan")
+    return {"mean": mean, "std": std, "n": len(vals)}
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    s = summarize(values)
+    if s["n"] == 0:
+        return "nan"
+    if s["n"] == 1:
+        return f"{s['mean']:.4g}"
+    return f"{s['mean']:.4g} ± {s['std']:.2g}"
 
 
 def _markdown(result: Dict[str, Any]) -> str:
