@@ -118,6 +118,10 @@ def pair_plot(samples, reference, path: Path, title: str = "", max_points: int =
             else:
                 ax.scatter(b[:, j], b[:, i], s=1, color="tab:orange", alpha=0.3)
                 ax.scatter(a[:, j], a[:, i], s=1, color="tab:blue", alpha=0.3)
+            if i == d - 1:
+                ax.set_xlabel(f"θ{j + 1}", fontsize=8)
+            if j == 0 and i > 0:
+                ax.set_ylabel(f"θ{i + 1}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
