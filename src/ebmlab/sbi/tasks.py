@@ -214,6 +214,25 @@ def _truncated_normal(mean: torch.Tensor, sd: float, low: float, high: float, n:
     return (mean + sd * math.sqrt(2.0) * torch.erfinv(2 * p - 1)).clamp(low, high)
 
 
+def _two_moons_mirror(t):
+    """(θ₁, θ₂) -> (−θ₂, −θ₁)."""
+    return torch.stack([-t[..., 1], -t[..., 0]], -1)
+
+
+def _slcp_flip3(t):
+    """θ₃ -> −θ₃."""
+    t = t.clone()
+    t[..., 2] = -t[..., 2]
+    return t
+
+
+def _slcp_flip4(t):
+    """θ₄ -> −θ₄."""
+    t = t.clone()
+    t[..., 3] = -t[..., 3]
+    return t
+
+
 class TwoMoons(Task):
     name = "two_moons"
     dim_theta = 2
@@ -226,7 +245,7 @@ class TwoMoons(Task):
     def __init__(self):
         self.support = Box(-torch.ones(2), torch.ones(2))
         # (θ₁, θ₂) -> (−θ₂, −θ₁) leaves |θ₁+θ₂|, θ₂−θ₁ and the prior unchanged
-        self.symmetries = (lambda t: torch.stack([-t[..., 1], -t[..., 0]], -1),)
+        self.symmetries = (_two_moons_mirror,)
 
     def canonical(self, theta):
         """The representative with θ₁ + θ₂ ≥ 0."""
@@ -352,19 +371,8 @@ class SLCP(Task):
 
     def __init__(self):
         self.support = Box(-3 * torch.ones(5), 3 * torch.ones(5))
-
-        def flip3(t):
-            t = t.clone()
-            t[..., 2] = -t[..., 2]
-            return t
-
-        def flip4(t):
-            t = t.clone()
-            t[..., 3] = -t[..., 3]
-            return t
-
         # s₁ = θ₃², s₂ = θ₄²: the signs of θ₃ and θ₄ are not identified
-        self.symmetries = (flip3, flip4)
+        self.symmetries = (_slcp_flip3, _slcp_flip4)
 
     def acceptable_observation(self, theta):
         """θ* with both scales s₁ = θ₃², s₂ = θ₄² ≥ 0.25. A scale near 0 makes the four draws of one coordinate
