@@ -25,6 +25,7 @@ C2ST numbers are comparable in distribution, not observation by observation.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -219,17 +220,10 @@ def _two_moons_mirror(t):
     return torch.stack([-t[..., 1], -t[..., 0]], -1)
 
 
-def _slcp_flip3(t):
-    """θ₃ -> −θ₃."""
+def _negate_coordinate(t, index: int):
+    """θ_index -> −θ_index (a copy); bound with functools.partial, which pickles."""
     t = t.clone()
-    t[..., 2] = -t[..., 2]
-    return t
-
-
-def _slcp_flip4(t):
-    """θ₄ -> −θ₄."""
-    t = t.clone()
-    t[..., 3] = -t[..., 3]
+    t[..., index] = -t[..., index]
     return t
 
 
@@ -372,7 +366,7 @@ class SLCP(Task):
     def __init__(self):
         self.support = Box(-3 * torch.ones(5), 3 * torch.ones(5))
         # s₁ = θ₃², s₂ = θ₄²: the signs of θ₃ and θ₄ are not identified
-        self.symmetries = (_slcp_flip3, _slcp_flip4)
+        self.symmetries = tuple(functools.partial(_negate_coordinate, index=i) for i in (2, 3))
 
     def acceptable_observation(self, theta):
         """θ* with both scales s₁ = θ₃², s₂ = θ₄² ≥ 0.25. A scale near 0 makes the four draws of one coordinate
