@@ -3,9 +3,12 @@ the generator alone?
 
 Data: 8gaussians, 2spirals, checkerboard, 25gaussians (a 5 × 5 grid of Gaussians, centres {−4, −2, 0, 2, 4}²,
 std 0.2, defined here) and scikit-learn's 8×8 digits.  For each data set and seed one
-:class:`~ebmlab.generators.GEBM` is trained; it is sampled by its generator alone (B(z), z ~ η) and by latent MCMC
-at β = 1 with each sampler (MALA, ULA, HMC, kinetic Langevin; ``sample_steps`` steps from z ~ η) and with MALA at
-β = 100.  A plain MLP EBM trained by PCD (``EnergyModel``, ULA chains) for the same wall time as the GEBM is the
+:class:`~ebmlab.generators.GEBM` is trained; it is sampled by its generator alone (B(z), z ~ η), by
+sampling-importance-resampling (``GEBM.sample_importance``: max(20 n, 10 000) candidates z ~ η weighted by
+exp(−E(B(z))), an asymptotically exact draw of Q_{B,E} with no MCMC, which separates the quality of the energy
+from that of the sampler), and by latent MCMC at β = 1 with each sampler (MALA, ULA, HMC, kinetic Langevin;
+``sample_steps`` steps from a SIR start, the default ``init="sir"``), with MALA from z ~ η (``init="prior"``, the
+start used before) and with MALA at β = 100.  A plain MLP EBM trained by PCD (``EnergyModel``, ULA chains) for the same wall time as the GEBM is the
 baseline.  Metric: Sinkhorn divergence to held-out data (2-D sets; flattened pixels on digits) and
 ``frechet_digits`` on digits, mean ± std over seeds (the EBM is sampled by ``3 × sample_steps`` ULA steps from
 uniform noise on the data's box); wall time of training and of each sampler.  Writes
@@ -122,13 +125,16 @@ def _run_one(name: str, seed: int, cfg: Dict[str, Any]) -> Dict[str, Any]:
     secs = time.perf_counter() - t0
     row["methods"]["generator"] = {**score(x), "seconds": secs}
     panel = {"test": test, "generator": x}
-    runs = [(s, 1.0) for s in SAMPLERS] + [("mala", 0.01)]
-    for s, temp in runs:
-        key = f"latent_{s}" + ("" if temp == 1.0 else "_beta100")
+    t0 = time.perf_counter()
+    x = model.sample_importance(n, random_state=seed + 1)
+    row["methods"]["sir"] = {**score(x), "seconds": time.perf_counter() - t0, "ess": model.last_sample_ess_}
+    runs = [(s, 1.0, "sir") for s in SAMPLERS] + [("mala", 1.0, "prior"), ("mala", 0.01, "sir")]
+    for s, temp, init in runs:
+        key = f"latent_{s}" + ("" if temp == 1.0 else "_beta100") + ("" if init == "sir" else "_prior_init")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             t0 = time.perf_counter()
-            x = model.sample(n, sampler=s, temperature=temp, random_state=seed + 1)
+            x = model.sample(n, sampler=s, temperature=temp, init=init, random_state=seed + 1)
             secs = time.perf_counter() - t0
         info = model.last_sample_info_
         row["methods"][key] = {**score(x), "seconds": secs, "acceptance": info.acceptance_rate,
@@ -160,8 +166,9 @@ def _summary(rows: List[Dict[str, Any]], metric: str) -> Dict[str, Dict[str, Any
     return out
 
 
-LABELS = {"data_floor": "data floor", "generator": "generator", "latent_mala": "MALA", "latent_ula": "ULA",
-          "latent_hmc": "HMC", "latent_kinetic_langevin": "kinetic Langevin", "latent_mala_beta100": "MALA β=100",
+LABELS = {"data_floor": "data floor", "generator": "generator", "sir": "SIR (exact Q)", "latent_mala": "MALA",
+          "latent_ula": "ULA", "latent_hmc": "HMC", "latent_kinetic_langevin": "kinetic Langevin",
+          "latent_mala_prior_init": "MALA from z ~ η", "latent_mala_beta100": "MALA β=100",
           "pcd_ebm_equal_time": "PCD EBM, same wall time"}
 
 
@@ -188,15 +195,18 @@ def _markdown(rows: List[Dict[str, Any]], cfg: Dict[str, Any], mode: str, total:
     scored = [r for r in rows if "diverged" not in r]
     methods = [m for m in LABELS if any(m in r["methods"] for r in scored)]
     latent = [m for m in methods if m.startswith("latent_")]
+    versus = ["sir"] * ("sir" in methods) + latent  # compared with the generator alone
     lines = [f"# ebmlab bench gebm ({mode})", "",
              f"Seeds {cfg['seeds']}. GEBM (KALE, Adam 1e-3, batch 128): 2-D sets {cfg['steps']} generator updates × 5 "
-             f"energy updates, then {cfg['final_energy_steps']} energy-only updates, MLP energy and generator 128×2; "
+             f"energy updates, then {cfg['final_energy_steps']} energy-only updates (batch 512, learning rate decayed "
+             f"linearly to 0), MLP energy and generator 128×2; "
              f"digits {cfg['image_steps']} generator updates, then {cfg['image_final_energy_steps']} energy-only "
              f"updates, ConvEnergy(channels={cfg['image_channels']}) and ConvGenerator, latent dim 16. Samples: "
              f"{cfg['n']} per method on 2-D sets"
              + (f", {digit_rows[0]['n']} on digits (held-out test images)" if digit_rows else "") + ". Latent MCMC: "
-             f"{cfg['sample_steps']} steps from z ~ η (first half burn-in, step size tuned per chain there for "
-             f"MALA/HMC), β = 1 unless stated. PCD EBM: MLP 128×2, ULA chains, trained for the GEBM's training wall "
+             f"{cfg['sample_steps']} steps from a SIR start (first half burn-in, step size tuned per chain there for "
+             f"MALA/HMC), β = 1 unless stated. SIR (exact Q): sampling-importance-resampling from max(20 n, 10 000) "
+             f"candidates z ~ η, no MCMC. PCD EBM: MLP 128×2, ULA chains, trained for the GEBM's training wall "
              f"time, sampled by {3 * cfg['sample_steps']} ULA steps from uniform noise. Data floor: the metric between "
              f"two independent held-out samples of the same size. Sinkhorn: ε = 0.05, tol = {SINKHORN_TOL}. "
              f"Total wall time {total:.0f} s (shared CPU).", "",
@@ -214,12 +224,12 @@ def _markdown(rows: List[Dict[str, Any]], cfg: Dict[str, Any], mode: str, total:
         if "diverged" in r:
             lines.append(f"\n{r['data']} seed {r['seed']}: training diverged ({r['diverged']}); not scored.")
     lines += ["", "Seeds on which latent MCMC beats the generator alone (paired by seed, over the seeds that trained; "
-              "Sinkhorn, and frechet_digits on digits):", "", "| data | metric | " + " | ".join(LABELS[m] for m in latent) + " |",
-              "|---|---|" + "---|" * len(latent)]
+              "Sinkhorn, and frechet_digits on digits):", "", "| data | metric | " + " | ".join(LABELS[m] for m in versus) + " |",
+              "|---|---|" + "---|" * len(versus)]
     for name in sink:
         metrics = ["sinkhorn"] + (["frechet_digits"] if name == "digits" else [])
         for metric in metrics:
-            lines.append(f"| {name} | {metric} | " + " | ".join(_wins(rows, name, m, metric) for m in latent) + " |")
+            lines.append(f"| {name} | {metric} | " + " | ".join(_wins(rows, name, m, metric) for m in versus) + " |")
     if fd:
         lines += ["", "frechet_digits on digits (lower is better), mean ± std over seeds:", "",
                   "| method | frechet_digits |", "|---|---|"]

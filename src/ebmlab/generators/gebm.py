@@ -29,7 +29,13 @@ from .._core.validation import check_data, check_int, check_positive
 from ..energies.base import Energy
 from ..energies.conv import ConvEnergy
 from .networks import ConvGenerator, MLPGenerator
-from .posterior import LATENT_SAMPLERS, check_temperature, resolve_latent_sampler, sample_latent_posterior
+from .posterior import (LATENT_SAMPLERS, check_temperature, importance_resample, resolve_latent_sampler,
+                        sample_latent_posterior)
+
+#: how latent chains are started (``GEBM.sample(init=...)``)
+SAMPLE_INITS = ("sir", "prior")
+#: learning-rate schedules of the final energy-only updates (``GEBM(final_energy_schedule=...)``)
+FINAL_SCHEDULES = ("linear", "constant")
 
 GEBM_FILE = "gebm.safetensors"
 
@@ -38,6 +44,12 @@ def _check_seed(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 0:
         raise ConfigError(f"{name} must be None or an integer >= 0, got {value!r}")
     return int(value)
+
+
+def _check_init(init: Any) -> str:
+    if init not in SAMPLE_INITS:
+        raise ConfigError(f"init must be one of {', '.join(SAMPLE_INITS)}, got {init!r}")
+    return init
 
 
 class GEBM(ParamsMixin):
@@ -65,12 +77,24 @@ class GEBM(ParamsMixin):
         Energy updates after the last generator update, with the generator fixed (default 500): the
         alternating game leaves E adapted to an earlier B; these steps move E + c toward the maximiser of the
         KALE bound for the final B, which is the E that the model Q_{B,E} ∝ exp(−E) B#η needs.
+    final_energy_schedule : "linear" or "constant"
+        Learning rate of those final energy updates.  "linear" (default): lr_t = lr · (1 − t / T) for
+        t = 0 .. T − 1, T = ``final_energy_steps``, a decreasing Robbins–Monro schedule, so that E settles at the
+        maximiser of the bound instead of ending at one noisy iterate of constant-step Adam.  Measured on
+        8gaussians/25gaussians (1500 updates): with "constant" the final E tilted the mode weights of Q_{B,E}
+        (mode weights 0.095–0.186 for 0.125) and a SIR draw of Q_{B,E} was worse than the generator alone on 4 of
+        4 trainings; with "linear" and ``final_batch_size`` 512 it was better on 4 of 4.  "constant": lr
+        throughout.
+    final_batch_size : int or None
+        Mini-batch size of the final energy updates (None: 4 × ``batch_size``, capped at the number of rows);
+        a larger batch lowers the variance of the mode-level gradients that set Q's mixture weights.
     batch_size, lr, generator_lr :
         Mini-batch size; Adam learning rates of E and of B (``generator_lr`` None: ``lr``).
     gradient_penalty : float
         γ of the energy's gradient penalty.
-    sampler, sample_steps, temperature :
-        Defaults of :meth:`sample` (a name in ``mala | ula | hmc | kinetic_langevin`` or a Sampler object).
+    sampler, sample_steps, temperature, sample_init :
+        Defaults of :meth:`sample` (a name in ``mala | ula | hmc | kinetic_langevin`` or a Sampler object;
+        ``sample_init`` "sir" (default) or "prior", where the chains start, see :meth:`sample`).
     random_state : int or None
     device : "auto", "cpu" or "cuda".
 
@@ -80,17 +104,19 @@ class GEBM(ParamsMixin):
     over 1024 fresh z ~ η after training (the log-partition of Q_{B,E} relative to B#η);
     data_shape_, latent_dim_, seed_, history_ (dict of per-step lists: ``kale_bound``, ``energy_loss``,
     ``generator_loss``, ``log_partition`` (the batch c of the last energy update), ``wall_time``;
-    ``final_kale_bound`` per final energy step; ``wall_time_total``); last_sample_info_, last_sample_seed_.
+    ``final_kale_bound`` per final energy step; ``wall_time_total``); last_sample_info_, last_sample_seed_,
+    last_sample_ess_ (:meth:`sample`, :meth:`sample_importance`).
     """
 
     def __init__(self, *, data_shape: Union[None, int, Sequence[int]] = None, latent_dim: Optional[int] = None,
                  energy: Union[str, Energy] = "auto", energy_params: Optional[Dict[str, Any]] = None,
                  generator: Union[str, nn.Module] = "auto", generator_params: Optional[Dict[str, Any]] = None,
                  steps: int = 2000, n_energy_steps: int = 5, final_energy_steps: int = 500,
+                 final_energy_schedule: str = "linear", final_batch_size: Optional[int] = None,
                  batch_size: int = 128, lr: float = 1e-3,
                  generator_lr: Optional[float] = None, gradient_penalty: float = 0.1,
                  sampler: Union[str, Any] = "mala", sample_steps: int = 200, temperature: float = 1.0,
-                 random_state: Optional[int] = None, device: str = "cpu"):
+                 sample_init: str = "sir", random_state: Optional[int] = None, device: str = "cpu"):
         self.data_shape = data_shape
         self.latent_dim = latent_dim
         self.energy = energy
@@ -100,6 +126,8 @@ class GEBM(ParamsMixin):
         self.steps = steps
         self.n_energy_steps = n_energy_steps
         self.final_energy_steps = final_energy_steps
+        self.final_energy_schedule = final_energy_schedule
+        self.final_batch_size = final_batch_size
         self.batch_size = batch_size
         self.lr = lr
         self.generator_lr = generator_lr
@@ -107,6 +135,7 @@ class GEBM(ParamsMixin):
         self.sampler = sampler
         self.sample_steps = sample_steps
         self.temperature = temperature
+        self.sample_init = sample_init
         self.random_state = random_state
         self.device = device
 
@@ -116,12 +145,18 @@ class GEBM(ParamsMixin):
         check_int("n_energy_steps", self.n_energy_steps)
         check_int("final_energy_steps", self.final_energy_steps, minimum=0)
         check_int("batch_size", self.batch_size)
+        if self.final_energy_schedule not in FINAL_SCHEDULES:
+            raise ConfigError(f"final_energy_schedule must be one of {', '.join(FINAL_SCHEDULES)}, got "
+                              f"{self.final_energy_schedule!r}")
+        if self.final_batch_size is not None:
+            check_int("final_batch_size", self.final_batch_size)
         check_positive("lr", self.lr)
         if self.generator_lr is not None:
             check_positive("generator_lr", self.generator_lr)
         check_positive("gradient_penalty", self.gradient_penalty, allow_zero=True)
         check_int("sample_steps", self.sample_steps)
         check_temperature(self.temperature)
+        _check_init(self.sample_init)
         resolve_latent_sampler(self.sampler)
         if self.latent_dim is not None:
             check_int("latent_dim", self.latent_dim)
@@ -222,12 +257,15 @@ class GEBM(ParamsMixin):
         opt_b = torch.optim.Adam(base.parameters(), lr=self.generator_lr or self.lr, betas=(0.5, 0.9))
         gd = torch.Generator(device=dev).manual_seed(seed + 1)
         n, bs = x.shape[0], int(self.batch_size)
+        final_bs = min(n, 4 * bs) if self.final_batch_size is None else int(self.final_batch_size)
+        if final_bs > n:
+            raise ConfigError(f"final_batch_size={final_bs} exceeds the {n} training rows; allowed: 1..{n}")
         hist: Dict[str, List[float]] = {"kale_bound": [], "energy_loss": [], "generator_loss": [],
                                         "log_partition": [], "wall_time": []}
         t0 = time.perf_counter()
         energy.train()
         base.train()
-        def energy_update():
+        def energy_update(bs=bs):
             xb = x[torch.randint(0, n, (bs,), generator=gd, device=dev)]
             with torch.no_grad():
                 fake = base(torch.randn((bs, k), generator=gd, device=dev))
@@ -260,8 +298,12 @@ class GEBM(ParamsMixin):
             p.requires_grad_(False)
         base.eval()
         final_bound = []
-        for _ in range(int(self.final_energy_steps)):
-            loss_e, stats = energy_update()
+        n_final = int(self.final_energy_steps)
+        for t in range(n_final):
+            if self.final_energy_schedule == "linear":
+                for group in opt_e.param_groups:
+                    group["lr"] = self.lr * (1.0 - t / n_final)
+            loss_e, stats = energy_update(final_bs)
             if not math.isfinite(float(loss_e.detach())):
                 raise TrainingDivergedError(f"GEBM training diverged in the final energy steps: energy loss "
                                             f"{float(loss_e.detach())}; lower lr or raise gradient_penalty")
@@ -304,23 +346,61 @@ class GEBM(ParamsMixin):
         with torch.no_grad():
             return self.generator_(self._latent(n, g)).detach()
 
+    def _candidates(self, n: int, candidates: Optional[int]) -> int:
+        return max(20 * n, 10000) if candidates is None else check_int("candidates", candidates)
+
+    def sample_importance(self, n_samples: int, *, temperature: Optional[float] = None,
+                          candidates: Optional[int] = None, random_state: Optional[int] = None) -> torch.Tensor:
+        """Sampling-importance-resampling from Q_{B,E} (β = 1 / ``temperature``): ``candidates`` latents z ~ η
+        (default max(20 n, 10 000)), weights ∝ exp(−β E(B(z))), ``n_samples`` resampled with replacement, returned
+        as B(z) (:func:`~ebmlab.generators.posterior.importance_resample`).  Asymptotically exact as the number of
+        candidates grows, with no MCMC; ``last_sample_ess_`` is the effective sample size of the weights (compare
+        it with ``n_samples``: an ESS below it means repeated draws)."""
+        self._check_fitted()
+        n = check_int("n_samples", n_samples)
+        t = check_temperature(self.temperature if temperature is None else temperature)
+        m = self._candidates(n, candidates)
+        g, seed = self._rng(random_state)
+        p = next(self.generator_.parameters())
+        x, _, ess = importance_resample(self.energy_, self.generator_, n, candidates=m, latent_dim=self.latent_dim_,
+                                        temperature=t, generator=g, dtype=p.dtype, device=p.device)
+        self.last_sample_ess_, self.last_sample_seed_ = ess, seed
+        return x.detach()
+
     def sample(self, n_samples: int, *, sampler: Union[str, Any, None] = None, temperature: Optional[float] = None,
-               steps: Optional[int] = None, step_size: Optional[float] = None,
-               random_state: Optional[int] = None) -> torch.Tensor:
+               steps: Optional[int] = None, step_size: Optional[float] = None, init: Optional[str] = None,
+               candidates: Optional[int] = None, random_state: Optional[int] = None) -> torch.Tensor:
         """Draw from Q_{B,E} at inverse temperature β = 1/``temperature``: z from ν_β(z) ∝ η(z) exp(−β E(B(z)))
-        by ``steps`` steps of ``sampler`` (chains started at z ~ η, the final state kept; adaptive samplers tune
-        a step size per chain during the first ``steps // 2``), returned as B(z), Tensor[n_samples, *data_shape_].
-        Defaults are the constructor's ``sampler``, ``temperature`` and ``sample_steps``;
-        ``last_sample_info_`` holds the chain runner's :class:`~ebmlab.samplers.SampleInfo`."""
+        by ``steps`` steps of ``sampler`` (the final state kept; adaptive samplers tune a step size per chain
+        during the first ``steps // 2``), returned as B(z), Tensor[n_samples, *data_shape_].
+
+        ``init`` says where the chains start: "sir" (default ``sample_init``) at a sampling-importance-resampling
+        draw of ν_β (:meth:`sample_importance` with ``candidates``, default max(20 n, 10 000)), so the chains
+        start close to the target and their mixture weights over the modes of ν_β are already those of ν_β
+        (a local sampler started at z ~ η keeps, roughly, the η-mass of each mode's basin instead, and on
+        multimodal ν_β never corrects it); "prior" at z ~ η.  Defaults are the constructor's ``sampler``,
+        ``temperature``, ``sample_steps`` and ``sample_init``; ``last_sample_info_`` holds the chain runner's
+        :class:`~ebmlab.samplers.SampleInfo` and ``last_sample_ess_`` the ESS of the SIR start (None for
+        "prior")."""
         self._check_fitted()
         n = check_int("n_samples", n_samples)
         s = resolve_latent_sampler(self.sampler if sampler is None else sampler)
         t = check_temperature(self.temperature if temperature is None else temperature)
         steps = check_int("steps", self.sample_steps if steps is None else steps)
+        init = _check_init(self.sample_init if init is None else init)
+        m = self._candidates(n, candidates)
         g, seed = self._rng(random_state)
-        x, _, info = sample_latent_posterior(self.energy_, self.generator_, self._latent(n, g), sampler=s,
+        ess = None
+        if init == "sir":
+            p = next(self.generator_.parameters())
+            _, z0, ess = importance_resample(self.energy_, self.generator_, n, candidates=m,
+                                             latent_dim=self.latent_dim_, temperature=t, generator=g, dtype=p.dtype,
+                                             device=p.device)
+        else:
+            z0 = self._latent(n, g)
+        x, _, info = sample_latent_posterior(self.energy_, self.generator_, z0, sampler=s,
                                              temperature=t, steps=steps, step_size=step_size, generator=g)
-        self.last_sample_info_, self.last_sample_seed_ = info, seed
+        self.last_sample_info_, self.last_sample_seed_, self.last_sample_ess_ = info, seed, ess
         return x.detach()
 
     # -- persistence ----------------------------------------------------------------------------------------------

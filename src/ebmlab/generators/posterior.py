@@ -16,7 +16,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .._core.errors import ConfigError
+from .._core.errors import ConfigError, TrainingDivergedError
 from .._core.validation import check_int, check_positive
 from ..energies.base import Energy
 from ..samplers.base import SAMPLERS, Sampler
@@ -57,6 +57,49 @@ def resolve_latent_sampler(sampler: Union[str, Sampler]) -> Sampler:
         raise ConfigError(f"sampler must be one of {', '.join(LATENT_SAMPLERS)} or a gradient-based Sampler "
                           f"object, got {sampler!r}")
     return sampler
+
+
+def importance_resample(energy: nn.Module, base: nn.Module, n: int, *, candidates: int, latent_dim: int,
+                        temperature: float = 1.0, generator: Optional[torch.Generator] = None,
+                        dtype: Optional[torch.dtype] = None, device=None,
+                        batch: int = 8192) -> Tuple[torch.Tensor, torch.Tensor, float]:
+    r"""Sampling-importance-resampling (Rubin 1988) from ν_β with η as the proposal.
+
+    Draw ``candidates`` = M latents z_j ~ η = N(0, I_k), weigh them by w_j ∝ exp(−β E(B(z_j))) (the density ratio
+    ν_β / η up to a constant), and resample ``n`` of them with replacement with probabilities w_j / Σ w.  As
+    M → ∞ the draws are exact draws of ν_β (the resampled law converges to ν_β in total variation, error
+    O(1/M) for bounded weights), so B(z) is an asymptotically exact sample of Q_{B,E} at β = 1.  Its quality
+    is measured by the effective sample size ESS = (Σ w)² / Σ w² ∈ [1, M]: with ESS ≫ n the n draws are nearly
+    independent, with ESS ≲ n they repeat a few candidates (β ≫ 1 or an energy far from flat on B#η).
+
+    Returns ``(B(z), z, ESS)`` with z Tensor[n, k].  The candidates are evaluated in blocks of ``batch``.  NaN
+    semantics: an energy that is NaN or −∞ at any candidate raises TrainingDivergedError (it would hide a broken
+    model); +∞ gives that candidate weight 0.
+    """
+    n = check_int("n", n)
+    m = check_int("candidates", candidates)
+    beta = 1.0 / check_temperature(temperature)
+    zs, logw = [], []
+    with torch.no_grad():
+        for start in range(0, m, int(batch)):
+            z = torch.randn((min(int(batch), m - start), int(latent_dim)), generator=generator, dtype=dtype,
+                            device=device)
+            zs.append(z)
+            logw.append(-beta * energy(base(z)).reshape(-1))
+        z, logw = torch.cat(zs), torch.cat(logw)
+        bad = torch.isnan(logw) | (logw == float("inf"))
+        if bool(bad.any()):
+            raise TrainingDivergedError(f"importance resampling: the energy is NaN or -inf at {int(bad.sum())} of "
+                                        f"the {m} candidates B(z), z ~ N(0, I); the model is not usable")
+        if not bool(torch.isfinite(logw).any()):
+            raise TrainingDivergedError("importance resampling: the energy is +inf at all of the "
+                                        f"{m} candidates B(z), z ~ N(0, I)")
+        w = torch.softmax(logw.to(torch.float64), 0)
+        ess = float(1.0 / (w ** 2).sum())
+        idx = torch.multinomial(w, n, replacement=True, generator=generator)
+        z = z[idx]
+        x = base(z)
+    return x, z, ess
 
 
 def sample_latent_posterior(energy: nn.Module, base: nn.Module, z0: torch.Tensor, *,

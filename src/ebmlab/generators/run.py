@@ -28,8 +28,9 @@ import yaml
 from .._core.errors import ConfigError
 
 #: keys of ``model_params`` that --model gebm accepts (GEBM constructor options)
-MODEL_PARAMS = ("latent_dim", "n_energy_steps", "final_energy_steps", "gradient_penalty", "generator_lr", "energy_params",
-                "generator_params", "sampler", "temperature")
+MODEL_PARAMS = ("latent_dim", "n_energy_steps", "final_energy_steps", "final_energy_schedule", "final_batch_size",
+                "gradient_penalty", "generator_lr", "energy_params",
+                "generator_params", "sampler", "temperature", "sample_init")
 #: the cfg keys --model gebm reads
 USED_KEYS = {"model", "model_params", "data", "n_train", "n_test", "steps", "batch_size", "lr", "seed",
              "n_samples", "sample_steps", "name", "device", "checkpoint_every"}
