@@ -37,3 +37,16 @@ def test_tiny_grid_run_writes_tables_at_equal_budget(tmp_path, monkeypatch):
 def test_unknown_target_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="nope"):
         ds.run_diffusion_sampler_bench(tmp_path, quick=True, targets=["nope"])
+
+
+def test_targets_flag_is_checked_and_only_for_diffusion_samplers(tmp_path, capsys):
+    from ebmlab.cli import main
+
+    assert main(["bench", "gebm", "--targets", "grid", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--targets applies to the diffusion-samplers suite only" in err and "\n" not in err.strip()
+    assert main(["bench", "diffusion-samplers", "--targets", "grid,nope", "--quick", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown diffusion-samplers target(s) ['nope']" in err and "funnel-10d" in err
+    assert main(["bench", "diffusion-samplers", "--targets", " , ", "--out", str(tmp_path)]) == 2
+    assert "--targets must name at least one target" in capsys.readouterr().err

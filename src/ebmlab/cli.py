@@ -372,6 +372,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--full applies to the diffebm suite without --quick, not {args.suite!r}"
                               f"{' with --quick' if args.quick else ''}")
         options["full"] = True
+    if args.targets is not None:
+        if args.suite != "diffusion-samplers":
+            raise ConfigError(f"--targets applies to the diffusion-samplers suite only, not {args.suite!r}")
+        names = [t.strip() for t in args.targets.split(",") if t.strip()]
+        if not names:
+            raise ConfigError("--targets must name at least one target: funnel-10d, grid, 40-mode, many-well-5d")
+        options["targets"] = names
     result = run_bench(args.suite, out, quick=args.quick, **options)
     print(f"wrote {', '.join(str(p) for p in result.get('files', []))}" if result.get("files") else f"results in {out}")
     return 0
@@ -494,6 +501,8 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="runs/bench")
     b.add_argument("--quick", action="store_true", help="a short run of a few minutes")
     b.add_argument("--full", action="store_true", help="diffebm suite: 10 seeds, as in the DiffEBM paper")
+    b.add_argument("--targets", default=None, help="diffusion-samplers suite: comma-separated target names to run "
+                   "(funnel-10d, grid, 40-mode, many-well-5d; default all)")
     b.add_argument("--compile", action="store_true", help="samplers suite: time sample(..., compile=True) "
                    "(refused on CPU, where torch.compile of a step was measured slower than eager)")
     b.set_defaults(func=cmd_bench)

@@ -251,8 +251,8 @@ def _figure(res: Dict[str, Any], path: Path) -> None:
             ax.set_xticks([]), ax.set_yticks([])
             if i == 0:
                 ax.set_title(c.replace("_", " "), fontsize=9)
-            if j == 0:
-                ax.set_ylabel(t["target"], fontsize=9)
+            ax.set_xlabel("x₁", fontsize=8, labelpad=1)
+            ax.set_ylabel((t["target"] + "\n" if j == 0 else "") + "x₂", fontsize=8 if j else 9, labelpad=1)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
