@@ -172,13 +172,32 @@ def test_cli_nproc_trains_and_samples_under_torchrun(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "ebmlab.cli", "train", "--nproc", "2", "--out", "run", *flags],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr[:3000] + "\n[...]\n" + r.stderr[-3000:]  # a worker's own message comes first
     assert r.stdout.count("run directory: run") == 1  # rank 0 reports, once
     _, meta = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     assert meta["world_size"] == 2 and meta["step"] == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     r = subprocess.run([sys.executable, "-m", "ebmlab.cli", "sample", "run", "--n", "40", "--nproc", "2", "--out",
                         "s.npy"], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr[:3000] + "\n[...]\n" + r.stderr[-3000:]
     x = np.load(tmp_path / "s.npy")
     assert x.shape == (40, 2) and np.isfinite(x).all()
+
+
+def test_torchrun_worker_entry_point_keeps_the_exit_status_and_message(tmp_path):
+    """``python -m ebmlab.train.launch`` (what torchrun starts) ends by ``os._exit`` after flushing: the CLI's exit
+    status and its one-line error must survive that."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EBMLAB_TORCHRUN_ARGV": json.dumps(["train", "--model", "nope"])}
+    env.pop("WORLD_SIZE", None)
+    r = subprocess.run([sys.executable, "-m", "ebmlab.train.launch"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: unknown model 'nope'; valid models are: ebm, gebm, latent_ebm, diffebm"
+    env["EBMLAB_TORCHRUN_ARGV"] = json.dumps(["train", "--print-config"])
+    r = subprocess.run([sys.executable, "-m", "ebmlab.train.launch"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0 and "steps:" in r.stdout  # buffered stdout (a pipe) is flushed before os._exit
