@@ -210,14 +210,14 @@ class _BaseEstimator:
             advice = advise(RowContextPotential(potential, xi.repeat_interleave(c, 0)), x0, budget=advise_budget,
                             groups=xi.shape[0], generator=g)
             sampler = advice.best
-        canonical = None
-        if task.symmetries:
+        def quotient(eta):
             # R-hat on the quotient by the task's exact symmetries: chains in mirror-image modes do not cross (their
             # weights come from the SIR start), so only within-mode mixing is diagnosed
-            def canonical(eta):
-                shape = eta.shape
-                th = to_theta(eta.reshape(-1, shape[-1]))
-                return self.theta_std_(task.to_unconstrained(task.canonical(th))).to(eta.dtype).reshape(shape)
+            shape = eta.shape
+            th = to_theta(eta.reshape(-1, shape[-1]))
+            return self.theta_std_(task.to_unconstrained(task.canonical(th))).to(eta.dtype).reshape(shape)
+
+        canonical = quotient if task.symmetries else None
         theta, info = sample_batched(potential, xi, n_samples, dim=task.dim_theta, propose=propose, to_theta=to_theta,
                                      sampler=sampler, chains_per_observation=chains_per_observation, burn_in=burn_in,
                                      thin=thin, init=init, n_proposals=n_proposals, generator=g, warn=warn,
