@@ -11,7 +11,7 @@ import torch
 from scipy.stats import norm, rankdata
 
 from ebmlab import ConfigError, DataError
-from ebmlab.metrics import ess, ess_bulk, ess_tail, mcse_mean, rhat
+from ebmlab.metrics import ess, ess_bulk, ess_tail, importance_ess, mcse_mean, rhat
 
 DT = torch.float64
 
@@ -274,3 +274,19 @@ def test_bad_inputs_raise():
         rhat(torch.randn(10, 2), method="folded")
     with pytest.raises(ConfigError, match="prob"):
         ess_tail(torch.randn(10, 2), prob=(0.05, 1.5))
+
+
+def test_importance_ess_is_kish_in_log_space():
+    g = torch.Generator().manual_seed(0)
+    lw = 2.0 * torch.randn(500, generator=g, dtype=torch.float64)
+    w = lw.exp().numpy()
+    assert importance_ess(lw) == pytest.approx(w.sum() ** 2 / (w ** 2).sum(), rel=1e-12)
+    # exp(1e4) overflows; the shift itself rounds lw by ~1e-12 (float64 ulp at 1e4)
+    assert importance_ess(lw + 1e4) == pytest.approx(importance_ess(lw), rel=1e-9)
+    assert importance_ess(lw.float().reshape(20, 25)) == pytest.approx(importance_ess(lw), rel=1e-5)
+    assert importance_ess(torch.zeros(7)) == pytest.approx(7.0)
+    assert importance_ess(torch.tensor([0.0, -math.inf, -math.inf])) == pytest.approx(1.0)
+    for bad in ([0.0, math.nan], [0.0, math.inf], [-math.inf, -math.inf]):
+        assert math.isnan(importance_ess(torch.tensor(bad)))
+    with pytest.raises(DataError, match="empty"):
+        importance_ess(torch.zeros(0))

@@ -47,9 +47,10 @@ def log_z_from_log_weights(log_weight: torch.Tensor) -> Tuple[float, float]:
 
 
 def effective_sample_size_from_log_weights(log_weight: torch.Tensor) -> float:
-    """Kish's effective sample size (Σ w)² / Σ w² (between 1 and n)."""
-    lw = log_weight.detach().to(torch.float64)
-    return float(torch.exp(2.0 * torch.logsumexp(lw, 0) - torch.logsumexp(2.0 * lw, 0)))
+    """Kish's effective sample size (Σ w)² / Σ w² (between 1 and n): :func:`ebmlab.metrics.importance_ess`."""
+    from ..metrics.mcmc_diagnostics import importance_ess
+
+    return importance_ess(log_weight)
 
 
 class _Scaled(torch.nn.Module):

@@ -20,6 +20,7 @@ from .._core.errors import ConfigError, TrainingDivergedError
 from .._core.validation import check_int, check_positive
 from ..energies.base import Energy
 from ..samplers.base import SAMPLERS, Sampler
+from ..metrics.mcmc_diagnostics import importance_ess
 
 #: the samplers offered for the latent posterior (gradient-based, continuous)
 LATENT_SAMPLERS = ("mala", "ula", "hmc", "kinetic_langevin")
@@ -95,7 +96,7 @@ def importance_resample(energy: nn.Module, base: nn.Module, n: int, *, candidate
             raise TrainingDivergedError("importance resampling: the energy is +inf at all of the "
                                         f"{m} candidates B(z), z ~ N(0, I)")
         w = torch.softmax(logw.to(torch.float64), 0)
-        ess = float(1.0 / (w ** 2).sum())
+        ess = importance_ess(logw)
         idx = torch.multinomial(w, n, replacement=True, generator=generator)
         z = z[idx]
         x = base(z)

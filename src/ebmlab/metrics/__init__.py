@@ -6,6 +6,6 @@ from .grid import GridLogDensity, grid_density, grid_log_density, grid_log_prob,
 from .c2st import c2st
 from .kale import kale
 from .frechet import frechet_digits
-from .mcmc_diagnostics import ess, ess_bulk, ess_tail, mcse_mean, rhat
+from .mcmc_diagnostics import ess, ess_bulk, ess_tail, importance_ess, mcse_mean, rhat
 from .exact import enumerate_states, exact_expectation, exact_log_prob, exact_log_z, exact_marginals, exact_moments, kaufman_log_z
 from .ais import AISResult, ais_log_z

@@ -307,3 +307,22 @@ def rhat(x, method: str = "rank") -> torch.Tensor:
     tail = _rhat_of_chains(_rank_normalise((halves - median).abs()))
     # torch.maximum propagates NaN (constant parameter)
     return torch.maximum(bulk, tail).reshape(shape)
+
+
+def importance_ess(log_weights) -> float:
+    r"""Kish's effective sample size of unnormalised log importance weights ``log_weights`` (any shape, flattened):
+
+    .. math:: \mathrm{ESS} = \frac{(\sum_j w_j)^2}{\sum_j w_j^2}
+              = \exp\big(2\,\mathrm{lse}(\log w) - \mathrm{lse}(2 \log w)\big) \in [1, n]
+
+    (Kish 1965; Kong 1992; Liu 2001, Sec. 2.5.3), in float64 and in log space, so weights far below or above
+    exp(±700) are handled.  A weight of zero is ``-inf``.  NaN semantics: NaN when any log-weight is NaN or ``+inf``
+    or when every weight is zero (no weight to normalise); callers that must refuse such weights check first.
+    Divide by n for the efficiency (``ebmlab.objectives.importance_ess_fraction``).
+    """
+    lw = torch.as_tensor(log_weights).detach().to(torch.float64).reshape(-1)
+    if lw.numel() == 0:
+        raise DataError("importance_ess: log_weights is empty; give at least one log-weight")
+    if bool(torch.isnan(lw).any()) or bool((lw == math.inf).any()) or bool((lw == -math.inf).all()):
+        return math.nan
+    return float(torch.exp(2.0 * torch.logsumexp(lw, 0) - torch.logsumexp(2.0 * lw, 0)))

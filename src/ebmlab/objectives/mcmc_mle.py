@@ -39,9 +39,9 @@ def importance_ess_fraction(log_weights: torch.Tensor) -> float:
 
     (Kong 1992; Liu 2001, Sec. 2.5.3), computed in log space.
     """
-    lw = log_weights.detach().double().reshape(-1)
-    n = lw.numel()
-    return float(torch.exp(2 * torch.logsumexp(lw, 0) - torch.logsumexp(2 * lw, 0) - math.log(n)))
+    from ..metrics.mcmc_diagnostics import importance_ess
+
+    return importance_ess(log_weights) / log_weights.numel()
 
 
 @OBJECTIVES.register("mcmc_mle")

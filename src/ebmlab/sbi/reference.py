@@ -41,6 +41,7 @@ import torch
 
 from .._core.errors import ConfigError, EbmlabError, SamplingWarning
 from .._core.validation import check_int
+from ..metrics.mcmc_diagnostics import importance_ess
 from .tasks import DTYPE, Task
 
 from .._core.cache import cache_dir  # noqa: E402  (one cache directory for all of ebmlab)
@@ -171,7 +172,7 @@ def is_posterior(task: Task, x_o: torch.Tensor, n_samples: int, generator=None, 
         total += m
         all_logw = torch.cat(logws)
         w = torch.softmax(all_logw, 0)
-        ess = float(1.0 / (w * w).sum())
+        ess = importance_ess(all_logw)
         if (ess >= ess_factor * n_samples and total >= min_proposals) or total >= max_proposals:
             break
     info = ImportanceInfo(ess=ess, max_weight_share=float(w.max()), n_proposals=total, ess_factor=ess_factor,
