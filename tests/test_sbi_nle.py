@@ -186,3 +186,22 @@ def test_fitted_estimators_pickle(task_name):
     z = torch.randn(5, task.dim_theta + task.dim_x, generator=g)
     assert torch.equal(back.energy_(z), est.energy_(z))
     assert back.prior_.symmetries == () or back.prior_.canonical(theta[:3]).shape == theta[:3].shape
+
+
+def test_nle_and_npe_follow_the_estimator_conventions():
+    """Keyword-only constructor that stores its parameters; get_params / set_params / repr; unknown names refused."""
+    from ebmlab import ConfigError
+    from ebmlab.sbi import NPE
+
+    for cls in (NLE, NPE):
+        est = cls(steps=7, hidden=(16,), random_state=3)
+        params = est.get_params()
+        assert params["steps"] == 7 and params["hidden"] == (16,) and params["objective"] == "ed"
+        assert set(params) == set(cls.parameter_names())
+        assert est.set_params(lr=5e-4) is est and est.lr == 5e-4
+        assert repr(est).startswith(f"{cls.__name__}(objective='ed'")
+        assert not [k for k in vars(est) if k.endswith("_")]  # nothing fitted before fit
+        with pytest.raises(ConfigError, match="unknown parameter 'stepz'"):
+            est.set_params(stepz=3)
+        with pytest.raises(TypeError):
+            cls("ed")  # keyword-only, as EnergyModel and GEBM

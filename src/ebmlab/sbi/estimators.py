@@ -28,6 +28,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 
 from .._core.errors import ConfigError, DataError
+from .._core.params import ParamsMixin
 from .._core.random import init_parameters_
 from ..energies.base import Energy
 from ..energies.conditional import ConditionalMLPEnergy
@@ -107,10 +108,12 @@ class ContextObjective(Objective):
         return self.objective.load_state_dict(state)
 
 
-class _BaseEstimator:
+class _BaseEstimator(ParamsMixin):
+    """Shared by :class:`NLE` and :class:`NPE`: a keyword-only constructor that only stores its parameters
+    (``get_params`` / ``set_params`` / ``repr`` from :class:`~ebmlab._core.params.ParamsMixin`); ``fit`` validates."""
     _kind = ""
 
-    def __init__(self, objective: str = "ed", hidden: Sequence[int] = (128, 128, 128), activation: str = "silu",
+    def __init__(self, *, objective: str = "ed", hidden: Sequence[int] = (128, 128, 128), activation: str = "silu",
                  steps: int = 30_000, batch_size: int = 256, lr: float = 1e-3, objective_params: Optional[dict] = None,
                  random_state: Optional[int] = None):
         self.objective = objective
