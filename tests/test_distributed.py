@@ -201,3 +201,21 @@ def test_torchrun_worker_entry_point_keeps_the_exit_status_and_message(tmp_path)
     r = subprocess.run([sys.executable, "-m", "ebmlab.train.launch"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=120, env=env)
     assert r.returncode == 0 and "steps:" in r.stdout  # buffered stdout (a pipe) is flushed before os._exit
+
+
+def test_torchrun_module_cli_directly(tmp_path):
+    """``torchrun ... -m ebmlab.cli train`` (the several-machines form of the README): rank 0 reports once, the run
+    directory holds a 2-process checkpoint, and the worker's ``os._exit`` keeps the exit status 0."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                        "ebmlab.cli", "train", "--out", "run", "--steps", "4", "--n-train", "200", "--n-test", "60",
+                        "--n-samples", "20", "--sample-steps", "3", "--resolution", "10", "--energy-params",
+                        "{hidden: [8]}", "--objective", "sm", "--batch-size", "32", "--progress", "false"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[:3000] + "\n[...]\n" + r.stderr[-3000:]
+    assert r.stdout.count("run directory: run") == 1
+    _, meta = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert meta["world_size"] == 2 and meta["step"] == 4

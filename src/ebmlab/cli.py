@@ -618,4 +618,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    status = main()
+    if "WORLD_SIZE" in os.environ:  # `torchrun -m ebmlab.cli ...`: end the worker as ebmlab.train.launch does
+        from .train.launch import exit_worker
+
+        exit_worker(status)
+    sys.exit(status)

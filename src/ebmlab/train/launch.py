@@ -28,7 +28,7 @@ def main() -> int:
     return cli_main(json.loads(os.environ[ARGV_VARIABLE]))
 
 
-def _exit_worker(code: int) -> None:  # pragma: no cover - runs in the torchrun worker, after main()
+def exit_worker(code: int) -> None:  # pragma: no cover - runs in the torchrun worker, after main()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -52,4 +52,4 @@ if __name__ == "__main__":  # pragma: no cover
 
         traceback.print_exc()
         rc = 1
-    _exit_worker(int(rc))
+    exit_worker(int(rc))
