@@ -19,7 +19,7 @@ The data-vs-data floor (the metric between two independent held-out samples of t
 Sizes (``_settings``): full: 5 seeds (0-4); 2-D sets 300 generator updates (× 5 energy updates) then 500 energy-only
 updates, 300 samples; digits 300 generator updates then 300 energy-only updates, image energy
 ``ConvEnergy(channels=16)``, all 180 held-out test images (the other 180 give the floor); 200 latent steps.  Measured
-11.5 min on a shared 2-core machine at load 2-4 (27 min at load 6-9).  ``--quick``: 1 seed, the four 2-D sets and digits, 150 generator updates
+27 min (1,626 s) on a shared 2-core machine at load about 3.  ``--quick``: 1 seed, the four 2-D sets and digits, 150 generator updates
 (digits 60) then 200 energy-only updates, 250 samples, 100 latent steps (a few minutes).  Sinkhorn is run with
 ``tol=1e-3`` (L1 marginal error; at n = 1000 its values agree with ``tol=1e-4`` to 5 digits, at about 60 % of
 the time).
