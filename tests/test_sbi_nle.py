@@ -205,3 +205,26 @@ def test_nle_and_npe_follow_the_estimator_conventions():
             est.set_params(stepz=3)
         with pytest.raises(TypeError):
             cls("ed")  # keyword-only, as EnergyModel and GEBM
+
+
+def test_nle_bounded_theta_input_feeds_the_network_the_standardised_box_parameters():
+    """theta_input="bounded" (default): E_ψ(ξ | η) = net(ξ, (T(φ(η)) − mean θ) / std θ); "unconstrained" feeds η;
+    anything else is a one-line error naming the allowed values."""
+    from ebmlab import ConfigError
+    from ebmlab.sbi import get_task
+
+    task = get_task("two_moons")
+    g = torch.Generator().manual_seed(0)
+    theta = task.sample_prior(200, generator=g)
+    x = task.simulate(theta, generator=g)
+    est = NLE(steps=2, batch_size=32, hidden=(8,), random_state=0).fit(theta, x, prior=task)
+    wrapper = est.energy_.net
+    eta = est.theta_std_(task.to_unconstrained(theta)).float()
+    xi = est.x_std_(x).float()
+    th_std = (theta - theta.mean(0)) / theta.std(0)
+    assert torch.allclose(wrapper(xi, context=eta), wrapper.net(xi, context=th_std.float()), atol=1e-5)
+    plain = NLE(steps=2, batch_size=32, hidden=(8,), random_state=0, theta_input="unconstrained").fit(
+        theta, x, prior=task)
+    assert isinstance(plain.energy_.net, ConditionalMLPEnergy)
+    with pytest.raises(ConfigError, match="theta_input must be one of bounded, unconstrained; got 'box'"):
+        NLE(steps=2, theta_input="box").fit(theta, x, prior=task)

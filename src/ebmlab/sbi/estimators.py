@@ -16,6 +16,10 @@ p(ξ | η) = e^{−E_ψ(ξ | η)} / Z, so the posterior needs no Z(θ):
 (A conditional objective on x alone would learn E_ψ only up to an arbitrary function of θ, useless for the
 posterior; the joint, prior-tilted form is what identifies it.)
 
+By default (``theta_input="bounded"``) the network computing E_ψ(ξ | η) is fed the standardised θ = T(φ(η)), not η:
+chains and objectives still work in η, but a posterior against the edge of a bounded prior is then learned from
+simulations the network has seen rather than extrapolated into η's logistic tails (:class:`NLE`).
+
 **NPE** (amortised posterior energy): a conditional energy U_ψ(η | ξ) trained with the same objectives with
 ``context=ξ`` (only η is perturbed), so U_ψ(· | ξ) = −log p(η | ξ) + c(ξ); the posterior at ξ_o is sampled directly.
 
@@ -29,12 +33,15 @@ import torch
 
 from .._core.errors import ConfigError, DataError
 from .._core.params import ParamsMixin
+from .._core.validation import check_choice
 from .._core.random import init_parameters_
 from ..energies.base import Energy
 from ..energies.conditional import ConditionalMLPEnergy
 from ..objectives.base import LossOutput, Objective
 
 OBJECTIVES_SBI = ("ed", "nce", "dsm", "pcd")
+#: what NLE's network is fed (``NLE(theta_input=...)``)
+THETA_INPUTS = ("bounded", "unconstrained")
 _DEFAULT_OBJECTIVE_PARAMS: Dict[str, Dict[str, Any]] = {"ed": {"t": 0.01, "m": 16}, "nce": {"noise_ratio": 4.0},
                                                        "dsm": {"sigmas": (1.0, 0.01, 10)},
                                                        "pcd": {"steps": 20, "init": "gaussian"}}
@@ -80,6 +87,24 @@ class _TiltedJointEnergy(Energy):
     def forward(self, z):
         eta, xi = z[:, : self.dim_theta], z[:, self.dim_theta:]
         return self.net(xi, context=eta) + self.prior_energy(eta)
+
+
+class _BoundedThetaContext(torch.nn.Module):
+    """E_ψ(ξ | η) computed by a network that is fed the standardised *bounded* parameters, θ = T(φ(η)) scaled by
+    the training θ's mean and std, instead of η itself (NLE's ``theta_input="bounded"``).  For a bounded prior the
+    map η → θ is a sigmoid, so the network sees every part of the prior box with the density of the simulations,
+    where η puts the box's edges in the logistic tails; for an unbounded prior T is the identity."""
+
+    def __init__(self, net: ConditionalMLPEnergy, task, eta_std: "_Standardiser", theta_std: "_Standardiser"):
+        super().__init__()
+        self.net = net
+        self.task = task
+        self.eta_std = eta_std
+        self.theta_std = theta_std
+
+    def forward(self, xi, context):
+        theta = self.task.from_unconstrained(self.eta_std.inverse(context.double()))
+        return self.net(xi, context=self.theta_std(theta).to(context.dtype))
 
 
 class ContextObjective(Objective):
@@ -252,6 +277,13 @@ class NLE(_BaseEstimator):
         t = 0.002 .832, PCD (MALA, step 10⁻³) .836; on observations 1–10, ED t = 0.01: 10,000 steps .761,
         16,000 steps .661, 30,000 steps .603 (ED t = 0.05 with 4,000 steps: .793). slcp prefers t = 0.05 (16,000 steps .770, 6,000
         steps .831, against t = 0.01 with 10,000 steps .889): pass ``objective_params={"t": 0.05, "m": 16}`` there.
+    theta_input : {"bounded", "unconstrained"}
+        What the network E_ψ(ξ | ·) is fed: ``"bounded"`` (default) the standardised parameters θ themselves,
+        ``"unconstrained"`` the standardised unconstrained η that the chains move in.  Training and sampling stay
+        in η either way (the prior tilt and the Jacobian are unchanged).  Measured on two_moons at 10⁴ simulations
+        (30,000 steps, ED t = .01, seed 0, C2ST at 10,000 draws, observations 1–10): "bounded" .568 ± .046,
+        "unconstrained" .627 ± .075; observation 2, whose posterior sits in a corner of the prior box, .646 against
+        .801.
     random_state : int, optional
         Seed of the weights and of training.
 
@@ -262,9 +294,20 @@ class NLE(_BaseEstimator):
 
     _kind = "nle"
 
+    def __init__(self, *, objective: str = "ed", hidden: Sequence[int] = (128, 128, 128), activation: str = "silu",
+                 steps: int = 30_000, batch_size: int = 256, lr: float = 1e-3, objective_params: Optional[dict] = None,
+                 theta_input: str = "bounded", random_state: Optional[int] = None):
+        super().__init__(objective=objective, hidden=hidden, activation=activation, steps=steps,
+                         batch_size=batch_size, lr=lr, objective_params=objective_params, random_state=random_state)
+        self.theta_input = theta_input
+
     def fit(self, theta, x, prior=None) -> "NLE":
+        check_choice("theta_input", self.theta_input, THETA_INPUTS)
         eta, xi = self._prepare(theta, x, prior)
         net = self._new_net(xi.shape[1], eta.shape[1])
+        if self.theta_input == "bounded":
+            bounded = prior.check_theta(theta, "theta")
+            net = _BoundedThetaContext(net, prior, self.theta_std_, _Standardiser(bounded.to(torch.float64)))
         energy = _TiltedJointEnergy(net, eta.shape[1], self._prior_energy_eta)
         objective = _build_objective(self.objective, self.objective_params)
         self._fit_energy(energy, torch.cat([eta, xi], 1), objective)
