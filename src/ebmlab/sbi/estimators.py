@@ -103,8 +103,7 @@ class _BoundedThetaContext(torch.nn.Module):
         self.theta_std = theta_std
 
     def forward(self, xi, context):
-        theta = self.task.from_unconstrained(self.eta_std.inverse(context.double()))
-        return self.net(xi, context=self.theta_std(theta).to(context.dtype))
+        return self.net(xi, context=self.theta_std(self.task.from_unconstrained(self.eta_std.inverse(context))))
 
 
 class ContextObjective(Objective):

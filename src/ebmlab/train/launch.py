@@ -40,13 +40,7 @@ def exit_worker(code: int) -> None:  # pragma: no cover - runs in the torchrun w
 
 if __name__ == "__main__":  # pragma: no cover
     try:
-        rc = main()
-    except SystemExit as e:  # argparse errors and the like: keep their exit status and message
-        if e.code is None or isinstance(e.code, int):
-            rc = e.code or 0
-        else:
-            print(e.code, file=sys.stderr)
-            rc = 1
+        rc = main()  # cli.main turns argument errors and ebmlab errors into an exit status itself
     except BaseException:
         import traceback
 
