@@ -201,7 +201,8 @@ class _BaseEstimator(ParamsMixin):
 
     def sample_posterior(self, x_o, n_samples: int = 10_000, *, prior=None, generator=None, sampler="hmc",
                          chains_per_observation: int = 100, burn_in: int = 500, thin: int = 5, init: str = "sir",
-                         n_proposals: int = 10_000, advise_budget: int = 20_000, return_info: bool = False,
+                         n_proposals: int = 10_000, min_init_ess: float = 1_000.0, max_proposals: int = 1_000_000,
+                         advise_budget: int = 20_000, return_info: bool = False,
                          warn: bool = True):
         """Posterior draws for x_o: Tensor[n, dθ] for x_o [dx], Tensor[k, n, dθ] for a batch [k, dx] (all chains of
         all observations in one batched run, :func:`ebmlab.sbi.posterior.sample_batched`). ``sampler="auto"`` runs
@@ -233,7 +234,8 @@ class _BaseEstimator(ParamsMixin):
             from .posterior import RowContextPotential, sir_init
 
             c = int(chains_per_observation)
-            x0 = sir_init(potential, xi, c, propose, n_proposals, g) if init == "sir" else propose(xi.shape[0] * c)[0]
+            x0 = (sir_init(potential, xi, c, propose, n_proposals, g, min_ess=min_init_ess, max_proposals=max_proposals)
+                  if init == "sir" else propose(xi.shape[0] * c)[0])
             advice = advise(RowContextPotential(potential, xi.repeat_interleave(c, 0)), x0, budget=advise_budget,
                             groups=xi.shape[0], generator=g)
             sampler = advice.best
@@ -247,7 +249,8 @@ class _BaseEstimator(ParamsMixin):
         canonical = quotient if task.symmetries else None
         theta, info = sample_batched(potential, xi, n_samples, dim=task.dim_theta, propose=propose, to_theta=to_theta,
                                      sampler=sampler, chains_per_observation=chains_per_observation, burn_in=burn_in,
-                                     thin=thin, init=init, n_proposals=n_proposals, generator=g, warn=warn,
+                                     thin=thin, init=init, n_proposals=n_proposals, min_init_ess=min_init_ess,
+                                     max_proposals=max_proposals, generator=g, warn=warn,
                                      canonical=canonical)
         info.advice = advice
         theta = theta.float()
