@@ -261,3 +261,19 @@ def test_nle_bounded_theta_input_feeds_the_network_the_standardised_box_paramete
     assert isinstance(plain.energy_.net, ConditionalMLPEnergy)
     with pytest.raises(ConfigError, match="theta_input must be one of bounded, unconstrained; got 'box'"):
         NLE(steps=2, theta_input="box").fit(theta, x, prior=task)
+
+
+def test_run_case_reports_the_sir_start_per_observation():
+    """``ebmlab.bench.sbi.run_case`` records the SIR start's ESS and prior draws per observation: the first pool is
+    n_proposals, doubled while the ESS is below min_init_ess, never above max_proposals."""
+    from ebmlab.bench.sbi import run_case
+
+    r = run_case("two_moons", 300, steps=20, n_samples=40, observations=(1, 2), hidden=(16,), seed=0,
+                 sample_kwargs={"chains_per_observation": 4, "burn_in": 5, "thin": 1, "n_proposals": 1000,
+                                "min_init_ess": 50.0, "max_proposals": 64_000})
+    assert len(r["init_ess"]) == 2 and len(r["init_proposals"]) == 2
+    for ess, n in zip(r["init_ess"], r["init_proposals"]):
+        assert n in {1000 * 2 ** i for i in range(7)}
+        assert ess >= 50.0 or n == 64_000
+        assert 1.0 <= ess <= n
+    assert 0.0 <= r["c2st_mean"] <= 1.0

@@ -85,6 +85,8 @@ def run_case(task_name: str, n_sims: int, *, estimator: str = "nle", objective: 
             "mode_weight_reference": weights_ref,
             "rhat_max": [d.rhat_max for d in info.per_observation],
             "ess_bulk_min": [d.ess_bulk_min for d in info.per_observation],
+            "init_ess": [d.init_ess for d in info.per_observation],
+            "init_proposals": [d.init_proposals for d in info.per_observation],
             "warnings": [str(w.message) for w in caught],
             "published": {k: published_value(task, k, n_sims) for k in task.published}}
 
