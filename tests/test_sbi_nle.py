@@ -174,7 +174,7 @@ def test_sir_init_mode_weights_and_chunking(monkeypatch):
 
 def test_sir_init_doubles_the_proposals_until_the_ess_is_reached():
     """Modes of width .01 on a 10-wide box: 1,000 prior draws have an ESS of about 2; the pool doubles (1,000,
-    2,000, 4,000, ...) until the ESS reaches min_ess, then the mode share is within 4 standard errors of .3;
+    2,000, 4,000, ...) until the ESS reaches min_init_ess, then the mode share is within 4 standard errors of .3;
     max_proposals caps the doubling; bad values are one-line errors."""
     import ebmlab.sbi.posterior as post
     from ebmlab import ConfigError
@@ -189,20 +189,20 @@ def test_sir_init_doubles_the_proposals_until_the_ess_is_reached():
 
     g = torch.Generator().manual_seed(4)
     x = torch.zeros(2, 1)
-    start, ess, total = post.sir_init(potential, x, 2000, lambda m: propose(m, g), 1000, g, min_ess=300,
+    start, ess, total = post.sir_init(potential, x, 2000, lambda m: propose(m, g), 1000, g, min_init_ess=300,
                                       max_proposals=10**6, return_info=True)
     assert start.shape == (4000, 1)
     for j in range(2):
         assert ess[j] >= 300 and total[j] in {1000 * 2 ** i for i in range(11)} and total[j] >= 64_000
         share = float((start[2000 * j:2000 * (j + 1), 0] < 0).double().mean())
         assert abs(share - 0.3) < 4 * math.sqrt(0.3 * 0.7 * (1 / 2000 + 1 / ess[j])), share
-    _, ess, total = post.sir_init(potential, x[:1], 10, lambda m: propose(m, g), 1000, g, min_ess=10**9,
+    _, ess, total = post.sir_init(potential, x[:1], 10, lambda m: propose(m, g), 1000, g, min_init_ess=10**9,
                                   max_proposals=5000, return_info=True)
     assert total == [5000] and ess[0] < 300
     with pytest.raises(ConfigError, match="max_proposals must be >= n_proposals"):
         post.sir_init(potential, x, 10, lambda m: propose(m, g), 1000, g, max_proposals=10)
     with pytest.raises(ConfigError, match="min_init_ess must be a number >= 0"):
-        post.sir_init(potential, x, 10, lambda m: propose(m, g), 1000, g, min_ess=-1)
+        post.sir_init(potential, x, 10, lambda m: propose(m, g), 1000, g, min_init_ess=-1)
 
 
 @pytest.mark.parametrize("task_name", ["two_moons", "slcp", "gaussian_linear"])

@@ -238,7 +238,8 @@ class _BaseEstimator(ParamsMixin):
             from .posterior import RowContextPotential, sir_init
 
             c = int(chains_per_observation)
-            x0 = (sir_init(potential, xi, c, propose, n_proposals, g, min_ess=min_init_ess, max_proposals=max_proposals)
+            x0 = (sir_init(potential, xi, c, propose, n_proposals, g, min_init_ess=min_init_ess,
+                            max_proposals=max_proposals)
                   if init == "sir" else propose(xi.shape[0] * c)[0])
             advice = advise(RowContextPotential(potential, xi.repeat_interleave(c, 0)), x0, budget=advise_budget,
                             groups=xi.shape[0], generator=g)
