@@ -232,16 +232,15 @@ class _BaseEstimator(ParamsMixin):
             return eta, (-self._prior_energy_eta(eta)).float()
 
         to_theta = lambda eta: task.from_unconstrained(self.theta_std_.inverse(eta.double()))
-        advice = None
+        advice, start = None, None
         if sampler == "auto":
             from ..samplers.advise import advise
-            from .posterior import RowContextPotential, sir_init
+            from .posterior import RowContextPotential, initial_states
 
             c = int(chains_per_observation)
-            x0 = (sir_init(potential, xi, c, propose, n_proposals, g, min_init_ess=min_init_ess,
-                            max_proposals=max_proposals)
-                  if init == "sir" else propose(xi.shape[0] * c)[0])
-            advice = advise(RowContextPotential(potential, xi.repeat_interleave(c, 0)), x0, budget=advise_budget,
+            start = initial_states(potential, xi, c, propose, init=init, n_proposals=n_proposals,
+                                   min_init_ess=min_init_ess, max_proposals=max_proposals, generator=g)
+            advice = advise(RowContextPotential(potential, xi.repeat_interleave(c, 0)), start[0], budget=advise_budget,
                             groups=xi.shape[0], generator=g)
             sampler = advice.best
         def quotient(eta):
@@ -256,7 +255,7 @@ class _BaseEstimator(ParamsMixin):
                                      sampler=sampler, chains_per_observation=chains_per_observation, burn_in=burn_in,
                                      thin=thin, init=init, n_proposals=n_proposals, min_init_ess=min_init_ess,
                                      max_proposals=max_proposals, generator=g, warn=warn,
-                                     canonical=canonical)
+                                     canonical=canonical, start=start)
         info.advice = advice
         theta = theta.float()
         out = theta[0] if single else theta

@@ -163,13 +163,28 @@ def sir_init(potential, x_obs: torch.Tensor, chains: int, propose: Callable[[int
     return (start, esses, totals) if return_info else start
 
 
+def initial_states(potential, x_obs: torch.Tensor, chains: int, propose: Callable[[int], torch.Tensor], *,
+                   init: str = "sir", n_proposals: int = 10_000, min_init_ess: float = 0.0,
+                   max_proposals: Optional[int] = None, generator: Optional[torch.Generator] = None):
+    """``chains`` starting points per observation → (φ₀ [k · chains, d], ESS per observation, proposals per
+    observation): a SIR draw (:func:`sir_init`) for ``init="sir"``, plain prior draws (ESS NaN, 0 proposals) for
+    ``init="prior"``."""
+    if init not in _INITS:
+        raise ConfigError(f"init must be one of {', '.join(_INITS)}, got {init!r}")
+    k = x_obs.shape[0]
+    if init == "sir":
+        return sir_init(potential, x_obs, chains, propose, n_proposals, generator, min_init_ess=min_init_ess,
+                        max_proposals=max_proposals, return_info=True)
+    return propose(k * chains)[0], [math.nan] * k, [0] * k
+
+
 def sample_batched(potential: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x_obs: torch.Tensor, n_samples: int,
                    *, dim: int, propose: Callable[[int], torch.Tensor], to_theta: Callable[[torch.Tensor], torch.Tensor],
                    sampler="hmc", chains_per_observation: int = 100, burn_in: int = 500, thin: int = 5,
                    init: str = "sir", n_proposals: int = 10_000, min_init_ess: float = 0.0,
                    max_proposals: Optional[int] = None, generator: Optional[torch.Generator] = None,
                    rhat_threshold: float = RHAT_THRESHOLD, warn: bool = True, labels=None,
-                   canonical: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+                   canonical: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, start=None):
     """Draw ``n_samples`` posterior samples for every row of ``x_obs`` ([k, dx]) in one batched chain run.
 
     Parameters
@@ -194,6 +209,10 @@ def sample_batched(potential: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     canonical : callable φ -> φ, optional
         Maps every draw to one representative of its orbit under the posterior's exact symmetries before R̂/ESS
         (chains in mirror-image modes are then not reported as disagreeing).
+    start : tuple, optional
+        A start already drawn for these observations, ``(φ₀ [k · c, d], ESS per observation, proposals per
+        observation)`` as :func:`initial_states` returns it (used instead of drawing one; the sampler advisor's
+        pilots and the final run then share it).
 
     Returns
     -------
@@ -212,11 +231,10 @@ def sample_batched(potential: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     k = x_obs.shape[0]
     labels = list(range(k)) if labels is None else list(labels)
     draws = max(4, math.ceil(n_samples / c))
-    if init == "sir":
-        phi0, init_ess, init_n = sir_init(potential, x_obs, c, propose, n_proposals, generator,
-                                          min_init_ess=min_init_ess, max_proposals=max_proposals, return_info=True)
-    else:
-        phi0, init_ess, init_n = propose(k * c)[0], [math.nan] * k, [0] * k
+    if start is None:
+        start = initial_states(potential, x_obs, c, propose, init=init, n_proposals=n_proposals,
+                               min_init_ess=min_init_ess, max_proposals=max_proposals, generator=generator)
+    phi0, init_ess, init_n = start
     x_rows = x_obs.repeat_interleave(c, dim=0)
     energy = RowContextPotential(potential, x_rows)
     div_count = torch.zeros(k * c, dtype=torch.int64)
