@@ -107,6 +107,9 @@ def test_sample_posterior_shapes_support_and_bad_input():
                                       return_info=True, warn=False)
     assert auto.shape == (2, 40, 2) and info.advice is not None and len(info.advice.ranking) == 4
     assert info.sampler == info.advice.ranking[0].kwargs["name"]
+    _, info = est.sample_posterior(torch.stack([task.observation(1), task.observation(2)]), 20, generator=gen(20),
+                                   chains_per_observation=10, burn_in=20, return_info=True, warn=False, labels=[1, 2])
+    assert [d.observation for d in info.per_observation] == [1, 2] and info.summary().startswith("obs 1: ")
     with pytest.raises(DataError, match=r"x_o must have shape \[2\]"):
         est.sample_posterior(torch.zeros(3), 10)
     with pytest.raises(DataError, match="outside the prior support"):
@@ -277,3 +280,34 @@ def test_run_case_reports_the_sir_start_per_observation():
         assert ess >= 50.0 or n == 64_000
         assert 1.0 <= ess <= n
     assert 0.0 <= r["c2st_mean"] <= 1.0
+
+
+@pytest.mark.parametrize("cls", [NLE, NPE])
+def test_ensemble_energy_is_the_mean_of_members_fitted_alone(cls):
+    """ensemble_size=K trains K networks on the same simulations with seeds seed + k · MEMBER_SEED_STRIDE and uses
+    the mean energy (a product of experts): each member equals the single fit with that seed, member 0 is the
+    plain ensemble_size=1 fit, and members differ."""
+    from ebmlab.sbi.estimators import MEMBER_SEED_STRIDE
+
+    task = get_task("two_moons")
+    g = torch.Generator().manual_seed(0)
+    theta = task.sample_prior(200, generator=g)
+    x = task.simulate(theta, generator=g)
+    kw = dict(steps=5, batch_size=32, hidden=(8,))
+    ens = cls(ensemble_size=3, random_state=4, **kw).fit(theta, x, prior=task)
+    singles = [cls(random_state=4 + MEMBER_SEED_STRIDE * k, **kw).fit(theta, x, prior=task) for k in range(3)]
+    assert len(ens.histories_) == 3 and ens.history_ is ens.histories_[0] and ens.seed_ == 4
+    z = torch.randn(7, task.dim_theta + task.dim_x, generator=g)
+    eta, xi = z[:, :task.dim_theta], z[:, task.dim_theta:]
+    pot = ens.posterior_potential()
+    members = torch.stack([s.posterior_potential()(eta, xi) for s in singles])
+    assert torch.allclose(pot(eta, xi), members.mean(0), atol=1e-5)
+    assert not torch.allclose(members[0], members[1], atol=1e-3)
+    assert torch.allclose(singles[0].posterior_potential()(eta, xi),
+                          cls(random_state=4, **kw).fit(theta, x, prior=task).posterior_potential()(eta, xi))
+    post = ens.sample_posterior(task.observation(1), 50, generator=gen(1), chains_per_observation=10, burn_in=20,
+                                thin=1, warn=False)
+    assert post.shape == (50, task.dim_theta) and bool(torch.isfinite(post).all())
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(ConfigError, match="ensemble_size must be an integer >= 1"):
+            cls(ensemble_size=bad, **kw).fit(theta, x, prior=task)
