@@ -45,9 +45,9 @@ def test_tiny_run_writes_every_method(tmp_path):
         run_diffebm_bench(tmp_path, sizes={"nsteps": 1})
 
 
-def test_full_flag_only_for_diffebm(tmp_path, capsys):
+def test_full_flag_only_for_diffebm_and_sbi(tmp_path, capsys):
     assert main(["bench", "objectives", "--full", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "--full applies to the diffebm suite" in err and "\n" not in err.strip()
+    assert "--full applies to the diffebm and sbi suites" in err and "\n" not in err.strip()
     assert main(["bench", "diffebm", "--full", "--quick", "--out", str(tmp_path)]) == 2
     assert "with --quick" in capsys.readouterr().err

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from ebmlab import ConfigError
 from ebmlab.cli import main
 
 
@@ -46,3 +47,28 @@ def test_bench_suite_writes_markdown_and_json_with_published_numbers(tmp_path, m
     assert "| two_moons | 1000 | NLE-ed | 0.650 ± 0.070 | 0.773 / – / – / 0.543 |" in md and "4.00×" in md
     assert json.loads((tmp_path / "sbi.json").read_text())["batched"]["speedup_median"] == 4.0
     assert str(tmp_path / "sbi.md") in res["files"]
+    # default: the headline rows, with their options (ensemble, ED t) passed through and shown in the table
+    calls.clear()
+    seen = []
+    monkeypatch.setattr(bench, "run_case", lambda task, n, **kw: (seen.append(kw), fake_case(task, n, **kw))[1])
+    bench.run_sbi_bench(tmp_path / "default")
+    assert calls == [(t, n, e, o) for t, n, e, o, _ in bench.HEADLINE]
+    assert [kw["ensemble_size"] for kw in seen] == [opts["ensemble_size"] for *_, opts in bench.HEADLINE]
+    assert seen[1]["objective_params"] == {"t": 0.05, "m": 16}
+    calls.clear()
+    bench.run_sbi_bench(tmp_path / "full", full=True)
+    assert len(calls) == len(bench.HEADLINE) + 6 * 3 * 7 and ("slcp", 100_000, "npe", "dsm") in calls
+    with pytest.raises(ConfigError, match="--quick or --full, not both"):
+        bench.run_sbi_bench(tmp_path, quick=True, full=True)
+    row = fake_case("slcp", 10_000, estimator="nle", objective="ed")
+    row.update(ensemble_size=3, objective_params={"t": 0.05, "m": 16})
+    assert "| slcp | 10000 | NLE-ed (t = 0.05, m = 16), ensemble of 3 | 0.650 ± 0.070 |" in bench.format_table([row])
+
+
+def test_sbi_command_methods_are_the_estimators_objectives_and_bad_ensemble_size_is_refused(capsys):
+    from ebmlab.sbi.cli import METHODS
+    from ebmlab.sbi.estimators import OBJECTIVES_SBI
+
+    assert METHODS == OBJECTIVES_SBI
+    assert main(["sbi", "two_moons", "--ensemble-size", "0"]) != 0
+    assert "--ensemble-size must be >= 1, got 0" in capsys.readouterr().err

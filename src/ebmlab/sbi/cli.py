@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 ESTIMATORS = ("nle", "npe")
-METHODS = ("ed", "nce", "dsm")
+#: the training objectives (``ebmlab.sbi.estimators.OBJECTIVES_SBI``; a test checks they agree)
+METHODS = ("ed", "nce", "dsm", "pcd")
 
 
 def _observations(text: str):
@@ -32,6 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--n-samples", type=int, default=10_000, help="posterior draws per observation")
     p.add_argument("--steps", type=int, default=30_000, help="training steps")
     p.add_argument("--sampler", default="hmc", help="hmc, mala, rwm or auto (pilot runs, ebmlab.samplers.advise)")
+    p.add_argument("--ensemble-size", type=int, default=1, help="networks fitted on the same simulations whose "
+                   "mean energy is the model (NLE/NPE ensemble_size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/sbi", help="folder for the pair plots and the JSON result")
     p.set_defaults(func=cmd_sbi)
@@ -53,10 +56,12 @@ def cmd_sbi(args) -> int:
         raise ConfigError(f"--estimator must be one of {', '.join(ESTIMATORS)}, got {args.estimator!r}")
     if args.simulations < 10:
         raise ConfigError(f"--simulations must be >= 10, got {args.simulations}")
+    if args.ensemble_size < 1:
+        raise ConfigError(f"--ensemble-size must be >= 1, got {args.ensemble_size}")
     out = Path(args.out)
     row = run_case(args.task, args.simulations, estimator=args.estimator, objective=args.method,
                    observations=args.observations, n_samples=args.n_samples, steps=args.steps, seed=args.seed,
-                   sampler=args.sampler, plot_dir=out)
+                   sampler=args.sampler, plot_dir=out, ensemble_size=args.ensemble_size)
     print(format_table([row]))
     print("per observation: " + ", ".join(f"{i}: {c:.3f}" for i, c in zip(row["observations"], row["c2st"])))
     for w in row["warnings"]:
