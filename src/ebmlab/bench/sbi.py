@@ -106,6 +106,7 @@ def pair_plot(samples, reference, path: Path, title: str = "", max_points: int =
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     a = samples[:max_points].double().numpy()
     b = reference[:max_points].double().numpy()
@@ -114,8 +115,17 @@ def pair_plot(samples, reference, path: Path, title: str = "", max_points: int =
     for i in range(d):
         for j in range(d):
             ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
+            # tick labels on the outer axes only: θ_j along the bottom row, θ_i down the first column (not on the
+            # diagonal's histograms, whose y axis is a density)
+            ax.tick_params(labelsize=6, length=2)
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.yaxis.set_major_locator(MaxNLocator(3))
+            if i != d - 1:
+                ax.tick_params(labelbottom=False)
+            if j != 0 or i == j:
+                ax.tick_params(labelleft=False)
+            if i == j:
+                ax.set_yticks([])
             if j > i:
                 ax.axis("off")
             elif i == j:
