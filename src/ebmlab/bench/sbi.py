@@ -122,7 +122,7 @@ def pair_plot(samples, reference, path: Path, title: str = "", max_points: int =
             ax.yaxis.set_major_locator(MaxNLocator(3))
             if i != d - 1:
                 ax.tick_params(labelbottom=False)
-            if j != 0 or i == j:
+            if j != 0:
                 ax.tick_params(labelleft=False)
             if i == j:
                 ax.set_yticks([])

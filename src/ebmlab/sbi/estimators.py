@@ -197,6 +197,21 @@ class _BaseEstimator(ParamsMixin):
         """Member k's seed (member 0 keeps the run's seed, so ``ensemble_size=1`` is the single fit)."""
         return int(seed) + MEMBER_SEED_STRIDE * int(k)
 
+    def _fit_members(self, build, data, make_objective):
+        """Fit ``ensemble_size`` members on ``data``: ``build(seed) -> (net, energy to train)``; returns the model
+        network (member 0's, or the members' :class:`_MeanEnergy`) and sets ``seed_``, ``histories_``, ``history_``."""
+        k_members = self._ensemble_size()
+        seed = self._base_seed()
+        nets, histories = [], []
+        for k in range(k_members):
+            member_seed = self._member_seed(seed, k)
+            net, energy = build(member_seed)
+            histories.append(self._fit_energy(energy, data, make_objective(), member_seed))
+            nets.append(net)
+        self.histories_ = histories
+        self.history_ = histories[0]
+        return nets[0] if k_members == 1 else _MeanEnergy(nets)
+
     def _fit_energy(self, energy, data, objective, seed: int):
         from ..train.fit import fit
 
@@ -347,26 +362,20 @@ class NLE(_BaseEstimator):
 
     def fit(self, theta, x, prior=None) -> "NLE":
         check_choice("theta_input", self.theta_input, THETA_INPUTS)
-        k_members = self._ensemble_size()
+        self._ensemble_size()
         eta, xi = self._prepare(theta, x, prior)
-        data = torch.cat([eta, xi], 1)
-        seed = self._base_seed()
         theta_std = None
         if self.theta_input == "bounded":
             theta_std = _Standardiser(prior.check_theta(theta, "theta").to(torch.float64))
-        nets, histories = [], []
-        for k in range(k_members):
-            member_seed = self._member_seed(seed, k)
-            net = self._new_net(xi.shape[1], eta.shape[1], member_seed)
+
+        def build(seed):
+            net = self._new_net(xi.shape[1], eta.shape[1], seed)
             if theta_std is not None:
                 net = _BoundedThetaContext(net, prior, self.theta_std_, theta_std)
-            energy = _TiltedJointEnergy(net, eta.shape[1], self._prior_energy_eta)
-            objective = _build_objective(self.objective, self.objective_params)
-            histories.append(self._fit_energy(energy, data, objective, member_seed))
-            nets.append(net)
-        net = nets[0] if k_members == 1 else _MeanEnergy(nets)
-        self.histories_ = histories
-        self.history_ = histories[0]
+            return net, _TiltedJointEnergy(net, eta.shape[1], self._prior_energy_eta)
+
+        net = self._fit_members(build, torch.cat([eta, xi], 1),
+                                lambda: _build_objective(self.objective, self.objective_params))
         self.energy_ = _TiltedJointEnergy(net, eta.shape[1], self._prior_energy_eta).eval()
         for p in self.energy_.parameters():
             p.requires_grad_(False)
@@ -386,20 +395,16 @@ class NPE(_BaseEstimator):
     def fit(self, theta, x, prior=None) -> "NPE":
         if self.objective == "pcd":
             raise ConfigError("objective 'pcd' trains the joint energy of NLE only; NPE takes ed, nce or dsm")
-        k_members = self._ensemble_size()
+        self._ensemble_size()
         eta, xi = self._prepare(theta, x, prior)
-        data = torch.cat([eta, xi], 1)
-        seed = self._base_seed()
-        nets, histories = [], []
-        for k in range(k_members):
-            member_seed = self._member_seed(seed, k)
-            net = self._new_net(eta.shape[1], xi.shape[1], member_seed)
-            objective = ContextObjective(_build_objective(self.objective, self.objective_params), eta.shape[1])
-            histories.append(self._fit_energy(net, data, objective, member_seed))
-            nets.append(net)
-        self.histories_ = histories
-        self.history_ = histories[0]
-        self.energy_ = (nets[0] if k_members == 1 else _MeanEnergy(nets)).eval()
+
+        def build(seed):
+            net = self._new_net(eta.shape[1], xi.shape[1], seed)
+            return net, net
+
+        net = self._fit_members(build, torch.cat([eta, xi], 1), lambda: ContextObjective(
+            _build_objective(self.objective, self.objective_params), eta.shape[1]))
+        self.energy_ = net.eval()
         for p in self.energy_.parameters():
             p.requires_grad_(False)
         return self
