@@ -63,6 +63,8 @@ def test_bench_suite_writes_markdown_and_json_with_published_numbers(tmp_path, m
     row = fake_case("slcp", 10_000, estimator="nle", objective="ed")
     row.update(ensemble_size=3, objective_params={"t": 0.05, "m": 16})
     assert "| slcp | 10000 | NLE-ed (t = 0.05, m = 16), ensemble of 3 | 0.650 ± 0.070 |" in bench.format_table([row])
+    row.update(hidden=[256, 256, 256])
+    assert "| NLE-ed (t = 0.05, m = 16), hidden (256, 256, 256), ensemble of 3 |" in bench.format_table([row])
 
 
 def test_sbi_command_methods_are_the_estimators_objectives_and_bad_ensemble_size_is_refused(capsys):

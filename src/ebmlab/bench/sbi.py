@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from .._core.errors import ConfigError
 
 SIM_INDEX = {1000: 0, 10_000: 1, 100_000: 2}
+#: the estimators' default network (shown in the table only when a row used another)
+DEFAULT_HIDDEN = (128, 128, 128)
 
 
 def published_value(task, method: str, n_sims: int) -> Optional[float]:
@@ -33,7 +35,7 @@ def published_value(task, method: str, n_sims: int) -> Optional[float]:
 def run_case(task_name: str, n_sims: int, *, estimator: str = "nle", objective: str = "ed",
              observations: Sequence[int] = tuple(range(1, 11)), n_samples: int = 10_000, steps: int = 30_000,
              seed: int = 0, sampler: str = "hmc", c2st_samples: Optional[int] = None, plot_dir: Optional[Path] = None,
-             hidden: Sequence[int] = (128, 128, 128), objective_params: Optional[dict] = None,
+             hidden: Sequence[int] = DEFAULT_HIDDEN, objective_params: Optional[dict] = None,
              sample_kwargs: Optional[dict] = None, ensemble_size: int = 1) -> Dict[str, Any]:
     """Fit, sample all ``observations`` at once and score them; returns a JSON-ready dict. ``objective_params`` go to
     the estimator, ``sample_kwargs`` to ``sample_posterior`` (``chains_per_observation``, ``n_proposals``, ...);
@@ -187,7 +189,9 @@ def format_table(rows: List[Dict[str, Any]]) -> str:
         pub = " / ".join("–" if r["published"].get(k) is None else f"{r['published'][k]:.3f}" for k in ("NLE", "NPE", "SNLE", "AUNLE"))
         k = r.get("ensemble_size", 1)
         opts = ", ".join(f"{a} = {b}" for a, b in (r.get("objective_params") or {}).items())
+        hidden = r.get("hidden")
         method = (f"{r['estimator'].upper()}-{r['objective']}" + (f" ({opts})" if opts else "")
+                  + (f", hidden {tuple(hidden)}" if hidden and tuple(hidden) != DEFAULT_HIDDEN else "")
                   + (f", ensemble of {k}" if k > 1 else ""))
         lines.append(f"| {r['task']} | {r['simulations']} | {method} | "
                      f"{r['c2st_mean']:.3f} ± {r['c2st_std']:.3f} | {pub} | {r['train_s']:.0f} | {r['sample_s']:.0f} | "
